@@ -1,0 +1,50 @@
+"""jupyter-ai-vision: lets the AI in Jupyter see a notebook's plots, images, charts and tables.
+
+Public API (imported lazily so that ``import jupyter_ai_vision`` stays cheap: the Jupyter
+server imports every provider at start-up):
+
+- :func:`build_context` / :func:`build_context_async`: notebook -> :class:`VisionContext`
+- :class:`VisionContext`, :class:`TextPart`, :class:`ImagePart`, :class:`SkippedItem`
+- :class:`ImagePolicy`: the image budget
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "build_context": "jupyter_ai_vision.builder",
+    "build_context_async": "jupyter_ai_vision.builder",
+    "NotebookError": "jupyter_ai_vision.snapshot",
+    "ImagePolicy": "jupyter_ai_vision.budget",
+    "VisionContext": "jupyter_ai_vision.parts",
+    "TextPart": "jupyter_ai_vision.parts",
+    "ImagePart": "jupyter_ai_vision.parts",
+    "SkippedItem": "jupyter_ai_vision.parts",
+    "Provenance": "jupyter_ai_vision.parts",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+if TYPE_CHECKING:
+    from jupyter_ai_vision.budget import ImagePolicy
+    from jupyter_ai_vision.builder import build_context, build_context_async
+    from jupyter_ai_vision.parts import (
+        ImagePart,
+        Provenance,
+        SkippedItem,
+        TextPart,
+        VisionContext,
+    )
+    from jupyter_ai_vision.snapshot import NotebookError
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jupyter_ai_vision' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
