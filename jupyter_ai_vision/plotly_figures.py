@@ -1,0 +1,131 @@
+"""Plotly figures: a readable text summary of the figure JSON.
+
+Rendering Plotly to PNG needs kaleido and a Chrome, so the builder sends an ``image/png``
+from the output bundle when there is one, and this summary otherwise (and as a caption).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Mime of Plotly's figure JSON in notebook outputs.
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+
+_MAX_TRACES = 20
+# Keys that hold a trace's data points, in preference order.
+_POINT_KEYS = ("x", "y", "z", "values", "labels", "r", "theta", "lat", "lon", "a", "b", "ids")
+
+
+def summarize_figure(fig: dict[str, Any], *, max_chars: int = 1500) -> str:
+    """Trace types, names, point counts, title, axis titles and layout size, in a few lines."""
+    if not isinstance(fig, dict):
+        return "Plotly figure (unreadable JSON)"
+    data = fig.get("data")
+    layout = fig.get("layout") if isinstance(fig.get("layout"), dict) else {}
+    traces = data if isinstance(data, list) else []
+    assert isinstance(layout, dict)
+
+    head = "Plotly figure"
+    title = _text(layout.get("title"))
+    if title:
+        head += f" {title!r}"
+    head += f": {len(traces)} trace" + ("" if len(traces) == 1 else "s")
+    size = [
+        f"{k} {layout[k]}" for k in ("width", "height") if isinstance(layout.get(k), int | float)
+    ]
+    if size:
+        head += f" ({', '.join(size)})"
+    lines = [head]
+    axes = _axes(layout)
+    if axes:
+        lines.append("axes: " + "; ".join(axes))
+    for index, trace in enumerate(traces[:_MAX_TRACES]):
+        if isinstance(trace, dict):
+            lines.append(f"- {_trace(index, trace)}")
+    if len(traces) > _MAX_TRACES:
+        lines.append(f"- … {len(traces) - _MAX_TRACES} more traces")
+    text = "\n".join(lines)
+    if len(text) > max_chars:
+        text = text[: max_chars - 1].rstrip() + "…"
+    return text
+
+
+def _trace(index: int, trace: dict[str, Any]) -> str:
+    kind = str(trace.get("type") or "scatter")
+    mode = trace.get("mode")
+    desc = f"trace {index}: {kind}"
+    if isinstance(mode, str) and kind.startswith("scatter"):
+        desc += f" ({mode})"
+    name = trace.get("name")
+    if isinstance(name, str) and name:
+        desc += f" {name[:60]!r}"
+    points = _points(trace)
+    if points is not None:
+        desc += f", {points} points"
+    if trace.get("visible") in (False, "legendonly"):
+        desc += ", hidden"
+    return desc
+
+
+def _points(trace: dict[str, Any]) -> int | None:
+    counts = [n for key in _POINT_KEYS if (n := _length(trace.get(key))) is not None]
+    if not counts:
+        return None
+    if trace.get("type") in ("heatmap", "surface", "contour") and _length(trace.get("z")):
+        z = trace["z"]
+        if isinstance(z, list) and z and isinstance(z[0], list):
+            return sum(len(row) for row in z if isinstance(row, list))
+    return max(counts)
+
+
+def _length(value: Any) -> int | None:
+    """Length of a data array; plotly >= 6 may store numpy arrays as typed ``{dtype, bdata}``."""
+    if isinstance(value, list | tuple):
+        return len(value)
+    if isinstance(value, dict) and "bdata" in value:
+        shape = value.get("shape")
+        if isinstance(shape, str):
+            total = 1
+            for part in shape.split(","):
+                total *= int(part) if part.strip().isdigit() else 1
+            return total
+        return _typed_length(value)
+    return None
+
+
+_DTYPE_SIZE = {"i1": 1, "u1": 1, "i2": 2, "u2": 2, "i4": 4, "u4": 4, "f4": 4, "f8": 8}
+
+
+def _typed_length(value: dict[str, Any]) -> int | None:
+    size = _DTYPE_SIZE.get(str(value.get("dtype")))
+    bdata = value.get("bdata")
+    if not size or not isinstance(bdata, str):
+        return None
+    padding = bdata[-2:].count("=")
+    return (len(bdata) * 3 // 4 - padding) // size
+
+
+def _axes(layout: dict[str, Any]) -> list[str]:
+    out = []
+    for key in sorted(layout):
+        if not key.startswith(("xaxis", "yaxis", "zaxis")) or not isinstance(layout[key], dict):
+            continue
+        axis = layout[key]
+        desc = _text(axis.get("title"))
+        if axis.get("type") in ("log", "date", "category"):
+            desc += f" [{axis['type']}]"
+        if desc:
+            out.append(f"{key} {desc!r}" if not desc.endswith("]") else f"{key} {desc}")
+    scene = layout.get("scene")
+    if isinstance(scene, dict):
+        for key in ("xaxis", "yaxis", "zaxis"):
+            axis = scene.get(key)
+            if isinstance(axis, dict) and _text(axis.get("title")):
+                out.append(f"scene.{key} {_text(axis.get('title'))!r}")
+    return out[:8]
+
+
+def _text(title: Any) -> str:
+    if isinstance(title, dict):
+        title = title.get("text")
+    return str(title)[:120] if title else ""
