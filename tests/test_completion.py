@@ -1,0 +1,261 @@
+"""Inline completion: reading the window around the cursor, post-processing, settings.
+
+Real YNotebooks built from a notebook really executed by a kernel; real files on disk.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from fixtures.notebooks import cell_index, make_ynotebook, write_notebook
+from jupyter_ai_magics.models.completion import InlineCompletionRequest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from jupyter_ai_vision import completion
+from jupyter_ai_vision.completion import (
+    CompletionSettings,
+    SavedNotebookCache,
+    post_process,
+    prepare_window,
+    read_window,
+    safe_relative_path,
+    settings_for,
+    window_from_cells,
+    window_from_ynotebook,
+)
+
+
+def req(prefix: str = "", suffix: str = "", **kw: Any) -> InlineCompletionRequest:
+    fields: dict[str, Any] = {
+        "number": 1,
+        "prefix": prefix,
+        "suffix": suffix,
+        "mime": "text/x-ipython",
+        "stream": False,
+        "language": "python",
+    }
+    fields.update(kw)
+    return InlineCompletionRequest(**fields)
+
+
+# ----- post-processing ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "prefix", "suffix", "expected"),
+    [
+        ("```python\nreturn x + 1\n```", "def f(x):\n    ", "", "return x + 1"),
+        ("```\nreturn x + 1\n```\nThis adds one.", "def f(x):\n    ", "", "return x + 1"),
+        ("  ```py\nreturn 1```", "def g():\n    ", "", "return 1"),
+        ("return x + 1\n```", "def f(x):\n    ", "", "return x + 1"),
+        # the whole prefix repeated
+        (
+            "import numpy as np\nimport pandas as pd",
+            "import numpy as np\n",
+            "",
+            "import pandas as pd",
+        ),
+        # the line being typed repeated
+        ("df.groupby('city').mean()", "x = 1\ndf.group", "", "by('city').mean()"),
+        # the suffix duplicated at the end
+        ("a, b)\nprint(total)", "total = add(", ")\nprint(total)", "a, b"),
+        # the first line of the suffix (a closing bracket) duplicated
+        ("1, 2, 3]", "values = [", "]\nplot(values)", "1, 2, 3"),
+        # nothing to remove
+        ("mean()", "df.", "", "mean()"),
+        ("   \n", "x = ", "", ""),
+    ],
+)
+def test_post_process(raw: str, prefix: str, suffix: str, expected: str) -> None:
+    assert post_process(raw, req(prefix, suffix)) == expected
+
+
+def test_post_process_keeps_fences_inside_markdown() -> None:
+    raw = "shows the squares:\n\n```python\nplt.plot(x, x**2)\n```\n"
+    out = post_process(raw, req("The figure ", "", language="markdown"), markdown=True)
+    assert out == raw
+    wrapped = "```markdown\nThe chart shows **squares**.\n```"
+    assert post_process(wrapped, req("", ""), markdown=True) == "The chart shows **squares**."
+
+
+# ----- settings -----------------------------------------------------------------------
+
+
+def test_settings_from_provider_fields_with_defaults() -> None:
+    assert settings_for(object()) == CompletionSettings()
+    provider = SimpleNamespace(
+        completion_images="false", completion_context_cells="3", completion_max_images=2
+    )
+    s = settings_for(provider)
+    assert (s.images, s.context_cells, s.max_images) == (False, 3, 2)
+    # out of range values are clamped, invalid ones ignored
+    s = settings_for(SimpleNamespace(completion_context_cells=10_000, completion_images="maybe"))
+    assert (s.context_cells, s.images) == (50, True)
+
+
+# ----- paths --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        None,
+        "",
+        "/etc/passwd.ipynb",
+        "../outside.ipynb",
+        "a/../../b.ipynb",
+        "notes.txt",
+        "script.py",
+        "~/x.ipynb",
+        ".hidden/x.ipynb",
+        "C:\\x.ipynb",
+        "a\x00.ipynb",
+    ],
+)
+def test_unsafe_or_non_notebook_paths_are_refused(path: str | None) -> None:
+    assert safe_relative_path(path) is None
+
+
+def test_safe_path() -> None:
+    assert str(safe_relative_path("sub dir/analysis.ipynb")) == "sub dir/analysis.ipynb"
+
+
+# ----- the window ---------------------------------------------------------------------
+
+
+def test_window_from_live_ynotebook(executed_notebook: Any) -> None:
+    ynb = make_ynotebook(executed_notebook)
+    before = ynb.source
+    settings = CompletionSettings(context_cells=2)
+    window = window_from_ynotebook(ynb, "pandas", settings)
+    assert window is not None and window.origin == "live"
+    ids = [c["id"] for c in window.cells]
+    focus = cell_index(executed_notebook, "pandas")
+    assert ids == [c["id"] for c in executed_notebook.cells[focus - 2 : focus + 3]]
+    assert window.cells[window.focus]["id"] == "pandas"
+    assert window.focus_cell_index == focus
+    assert ynb.source == before  # reading never changes the document
+
+
+def test_window_reaches_up_for_the_most_recent_figure(executed_notebook: Any) -> None:
+    """With no figure in the window above the cursor, the nearest figure cell is added."""
+    nb = copy.deepcopy(executed_notebook)
+    for i in range(6):  # text-only cells between the last figure and the cursor
+        nb.cells.append(new_code_cell(f"v{i} = {i}", id=f"plain{i}"))
+    # "error" has no figure; the cells before it (stream, long-text) neither; html-img has one
+    window = window_from_ynotebook(
+        make_ynotebook(nb), "plain5", CompletionSettings(context_cells=3)
+    )
+    assert window is not None
+    assert window.cells[0]["id"] == "html-img"
+    assert [c["id"] for c in window.cells[1:]] == ["plain2", "plain3", "plain4", "plain5"]
+
+
+def test_unknown_cell_id_gives_no_window(executed_notebook: Any) -> None:
+    assert (
+        window_from_ynotebook(make_ynotebook(executed_notebook), "nope", CompletionSettings())
+        is None
+    )
+    assert window_from_cells(executed_notebook.cells, "nope", CompletionSettings()) is None
+
+
+def test_prepare_window_hides_cursor_cell_and_outputs_below(executed_notebook: Any) -> None:
+    window = window_from_cells(
+        executed_notebook.cells, "plotly", CompletionSettings(context_cells=2)
+    )
+    assert window is not None
+    nb = prepare_window(window, CompletionSettings(context_cells=2))
+    ids = [c["id"] for c in nb["cells"]]
+    assert ids == ["altair-html", "altair-mime", "plotly", "plotly-png", "pandas"]
+    focus = nb["cells"][2]
+    assert focus["source"] == completion.FOCUS_PLACEHOLDER and focus["outputs"] == []
+    assert all(c["outputs"] == [] for c in nb["cells"][3:])
+    assert nb["cells"][1]["outputs"]  # the figure above the cursor stays
+    # the original notebook is untouched
+    assert executed_notebook.cells[cell_index(executed_notebook, "plotly-png")]["outputs"]
+
+
+def test_prepare_window_cuts_a_1mb_neighbour() -> None:
+    nb = new_notebook()
+    nb.cells = [
+        new_code_cell("x = '" + "a" * 1_000_000 + "'\nlast_line = 1", id="big"),
+        new_code_cell("y = ", id="here"),
+        new_code_cell("z = '" + "b" * 1_000_000 + "'", id="after"),
+    ]
+    settings = CompletionSettings()
+    window = window_from_cells(nb.cells, "here", settings)
+    assert window is not None
+    out = prepare_window(window, settings)
+    above, below = out["cells"][0]["source"], out["cells"][2]["source"]
+    assert len(above) < settings.max_cell_chars + 100 and above.endswith("last_line = 1")
+    assert len(below) < settings.max_cell_chars + 100 and below.startswith("z = 'bbb")
+
+
+# ----- the saved file, cached by modification time ------------------------------------
+
+
+def test_saved_notebook_cache_reloads_only_when_the_file_changes(tmp_path: Path) -> None:
+    nb = new_notebook(cells=[new_code_cell("a = 1", id="c1")])
+    path = write_notebook(nb, tmp_path / "n.ipynb")
+    cache = SavedNotebookCache()
+    first = cache.get(path)
+    assert first is not None and cache.loads == 1
+    assert cache.get(path) is first and cache.loads == 1
+    nb.cells.append(new_code_cell("b = 2", id="c2"))
+    write_notebook(nb, path)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    second = cache.get(path)
+    assert second is not None and cache.loads == 2 and len(second["cells"]) == 2
+
+
+@pytest.mark.parametrize("content", ["", "{not json", '{"cells": 3}', "[1, 2]"])
+def test_saved_notebook_cache_rejects_bad_files(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "bad.ipynb"
+    path.write_text(content)
+    assert SavedNotebookCache().get(path) is None
+    assert SavedNotebookCache().get(tmp_path / "missing.ipynb") is None
+    assert SavedNotebookCache().get(tmp_path) is None  # a directory
+
+
+async def test_read_window_falls_back_to_the_saved_file(tmp_path: Path) -> None:
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell("# Sales", id="m"),
+            new_code_cell("sales = load()", id="a"),
+            new_code_cell("sales.", id="b"),
+        ]
+    )
+    write_notebook(nb, tmp_path / "sub" / "s.ipynb")
+    (tmp_path.parent / "outside.ipynb").write_text("{}")
+    settings = CompletionSettings()
+    server_settings = {"server_root_dir": str(tmp_path)}
+    cache = SavedNotebookCache()
+    window = await read_window(
+        req(path="sub/s.ipynb", cell_id="b"), server_settings, settings, cache=cache
+    )
+    assert window is not None and window.origin == "file"
+    assert [c["id"] for c in window.cells] == ["m", "a", "b"]
+    for path, cell_id in [
+        ("../outside.ipynb", "b"),
+        ("sub/s.ipynb", "unknown"),
+        ("sub/missing.ipynb", "b"),
+        ("sub/s.py", "b"),
+        ("sub/s.ipynb", None),
+    ]:
+        assert await read_window(req(path=path, cell_id=cell_id), server_settings, settings) is None
+
+
+async def test_read_window_refuses_a_symlink_out_of_the_root(tmp_path: Path) -> None:
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    root.mkdir()
+    write_notebook(new_notebook(cells=[new_code_cell("secret = 1", id="a")]), elsewhere / "x.ipynb")
+    (root / "link.ipynb").symlink_to(elsewhere / "x.ipynb")
+    got = await read_window(
+        req(path="link.ipynb", cell_id="a"), {"server_root_dir": str(root)}, CompletionSettings()
+    )
+    assert got is None
