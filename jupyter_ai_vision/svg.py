@@ -1,0 +1,234 @@
+"""Safe SVG rasterisation.
+
+``vl_convert.svg_to_png`` (resvg) reads local files and fetches URLs named in
+``<image href>``, and aborts the whole process on a huge canvas. So the SVG is first
+re-written by a strict expat pass that:
+
+- rejects DOCTYPE internal subsets and any ENTITY declaration (XXE, billion laughs);
+- drops ``<script>``, ``<foreignObject>``, comments and processing instructions;
+- keeps only ``#fragment`` references and ``data:`` raster images (whose header size is
+  checked against the decode cap); every other ``href`` / ``url(...)`` / ``@import`` is removed;
+- pins the root ``width``/``height`` to the size the policy allows (and adds a
+  ``viewBox`` so content scales), so the canvas can never exceed ``max_svg_pixels``.
+
+Only then is it rendered, in-process, with vl_convert.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+from xml.parsers import expat
+
+from jupyter_ai_vision.budget import ImagePolicy, fit_within
+from jupyter_ai_vision.images import ImageRejected, decode_base64, image_size
+
+_DROP_ELEMENTS = {"script", "foreignobject", "iframe", "handler", "listener", "audio", "video"}
+_RASTER_DATA = re.compile(r"^\s*data:image/(png|jpeg|jpg|gif|webp)\s*;\s*base64\s*,", re.I)
+_URL = re.compile(r"url\(\s*(['\"]?)(.*?)\1\s*\)", re.I | re.S)
+_IMPORT = re.compile(r"@import[^;]*;?", re.I)
+# CSS units -> px at 96 dpi, as resvg resolves them.
+_UNITS = {"": 1.0, "px": 1.0, "pt": 4 / 3, "pc": 16.0, "in": 96.0, "cm": 96 / 2.54, "mm": 96 / 25.4}
+_LENGTH = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([a-z%]*)\s*$", re.I)
+_ESC = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
+
+
+def rasterize_svg(svg: bytes | str, policy: ImagePolicy) -> bytes:
+    """Render an SVG to PNG bytes safely, at most the policy's size (never upscaled).
+    Raises :class:`ImageRejected` with a one-line reason."""
+    text = _as_text(svg, policy)
+    clean, (width, height) = sanitize_svg(text, policy)
+    import vl_convert
+
+    try:
+        png = vl_convert.svg_to_png(clean)
+    except Exception as exc:  # noqa: BLE001 - resvg parse/render errors
+        raise ImageRejected(
+            f"SVG could not be rendered: {str(exc).splitlines()[0][:200]}"
+        ) from None
+    head = image_size(png)
+    if head is None or head[0] * head[1] > policy.max_svg_pixels:
+        raise ImageRejected("SVG could not be rendered: unexpected renderer output")
+    return png
+
+
+def _as_text(svg: bytes | str, policy: ImagePolicy) -> str:
+    if len(svg) > policy.max_svg_chars:
+        raise ImageRejected(
+            f"SVG too large: {len(svg) / 1_000_000:.1f} MB "
+            f"(limit {policy.max_svg_chars / 1_000_000:.1f} MB)"
+        )
+    if isinstance(svg, bytes):
+        try:
+            return svg.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ImageRejected("SVG is not UTF-8 text") from None
+    return svg
+
+
+def sanitize_svg(text: str, policy: ImagePolicy) -> tuple[str, tuple[int, int]]:
+    """Safe SVG source and the canvas size (px) it will render at."""
+    return _Sanitizer(policy).run(text)
+
+
+class _Sanitizer:
+    def __init__(self, policy: ImagePolicy) -> None:
+        self.policy = policy
+        self.out: list[str] = []
+        self.skip_depth = 0  # >0 while inside a dropped element
+        self.depth = 0
+        self.size: tuple[int, int] | None = None
+        self.in_style = False
+
+    def run(self, text: str) -> tuple[str, tuple[int, int]]:
+        p = expat.ParserCreate()
+        p.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+        p.buffer_text = True
+        p.StartDoctypeDeclHandler = self._doctype
+        p.EntityDeclHandler = self._entity
+        p.UnparsedEntityDeclHandler = self._entity
+        p.ExternalEntityRefHandler = self._external
+        p.StartElementHandler = self._start
+        p.EndElementHandler = self._end
+        p.CharacterDataHandler = self._chars
+        try:
+            p.Parse(text, True)
+        except ImageRejected:
+            raise
+        except expat.ExpatError as exc:
+            raise ImageRejected(f"invalid SVG (not well-formed XML: {exc})") from None
+        if self.size is None:
+            raise ImageRejected("invalid SVG: no <svg> root element")
+        return "".join(self.out), self.size
+
+    # -- rejections: nothing in a DTD is needed to draw an SVG
+    def _doctype(self, name: str, sysid: Any, pubid: Any, has_internal_subset: int) -> None:
+        if has_internal_subset:
+            raise ImageRejected("SVG rejected: DOCTYPE declarations are not allowed (XXE risk)")
+
+    def _entity(self, *args: Any) -> None:
+        raise ImageRejected("SVG rejected: XML entity declarations are not allowed (XXE risk)")
+
+    def _external(self, *args: Any) -> int:
+        raise ImageRejected("SVG rejected: external entities are not allowed (XXE risk)")
+
+    # -- elements
+    def _start(self, name: str, attrs: dict[str, str]) -> None:
+        local = name.rsplit(":", 1)[-1].lower()
+        if self.skip_depth or local in _DROP_ELEMENTS:
+            self.skip_depth += 1
+            return
+        self.depth += 1
+        if self.depth == 1:
+            if local != "svg":
+                raise ImageRejected(f"invalid SVG: root element is <{name}>, not <svg>")
+            attrs = self._root(attrs)
+        clean = {}
+        for key, value in attrs.items():
+            kept = self._attr(local, key, value)
+            if kept is not None:
+                clean[key] = kept
+        self.in_style = local == "style"
+        self.out.append(
+            "<" + name + "".join(f' {k}="{v.translate(_ESC)}"' for k, v in clean.items()) + ">"
+        )
+
+    def _end(self, name: str) -> None:
+        if self.skip_depth:
+            self.skip_depth -= 1
+            return
+        self.depth -= 1
+        self.in_style = False
+        self.out.append(f"</{name}>")
+
+    def _chars(self, data: str) -> None:
+        if self.skip_depth:
+            return
+        if self.in_style:
+            data = _clean_css(data)
+        self.out.append(data.translate(_ESC))
+
+    def _attr(self, element: str, key: str, value: str) -> str | None:
+        local = key.rsplit(":", 1)[-1].lower()
+        if local.startswith("on"):  # event handlers
+            return None
+        if local in ("href", "src"):
+            ref = value.strip()
+            if ref.startswith("#"):
+                return value
+            if element in ("image", "feimage") and _RASTER_DATA.match(ref):
+                return value if self._data_image_ok(ref) else None
+            return None
+        if "url(" in value.lower() or "@import" in value.lower():
+            return _clean_css(value)
+        return value
+
+    def _data_image_ok(self, uri: str) -> bool:
+        try:
+            raw = decode_base64(uri, self.policy)
+        except ImageRejected:
+            return False
+        head = image_size(raw)
+        return head is not None and head[0] * head[1] <= self.policy.max_decode_pixels
+
+    def _root(self, attrs: dict[str, str]) -> dict[str, str]:
+        """Pin width/height to the allowed canvas; keep the drawing's scale via viewBox."""
+        attrs = dict(attrs)
+        vb = _viewbox(attrs.get("viewBox"))
+        w = _length(attrs.get("width"))
+        h = _length(attrs.get("height"))
+        if w is None and h is None and vb:
+            w, h = vb[2], vb[3]
+        elif vb and (w is None or h is None):  # one side given: keep the viewBox's aspect
+            if w is None and h is not None:
+                w = h * vb[2] / vb[3]
+            elif h is None and w is not None:
+                h = w * vb[3] / vb[2]
+        w = 100.0 if w is None else w  # resvg's default for a missing size
+        h = 100.0 if h is None else h
+        if not (0 < w < 1e9 and 0 < h < 1e9):
+            raise ImageRejected("invalid SVG: width/height are not usable sizes")
+        if vb is None:  # user units are px: a viewBox equal to the size keeps the drawing
+            attrs["viewBox"] = f"0 0 {_num(w)} {_num(h)}"
+        pixels = min(self.policy.max_pixels, self.policy.max_svg_pixels)
+        tw, th = fit_within(
+            max(1, math.ceil(w)), max(1, math.ceil(h)), self.policy.max_edge, pixels
+        )
+        attrs["width"], attrs["height"] = str(tw), str(th)
+        self.size = (tw, th)
+        return attrs
+
+
+def _clean_css(css: str) -> str:
+    """Drop ``@import`` and every ``url(...)`` that is not a ``#fragment``."""
+    css = _IMPORT.sub("", css)
+    return _URL.sub(lambda m: m.group(0) if m.group(2).strip().startswith("#") else "none", css)
+
+
+def _length(value: str | None) -> float | None:
+    if not value:
+        return None
+    m = _LENGTH.match(value)
+    if not m or m.group(2).lower() not in _UNITS:
+        return None  # %, em, auto...: fall back to the viewBox
+    number = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    return number if math.isfinite(number) else None
+
+
+def _viewbox(value: str | None) -> tuple[float, float, float, float] | None:
+    if not value:
+        return None
+    try:
+        parts = [float(x) for x in re.split(r"[\s,]+", value.strip())]
+    except ValueError:
+        return None
+    if len(parts) != 4 or not all(math.isfinite(x) for x in parts):
+        return None
+    if parts[2] <= 0 or parts[3] <= 0:
+        return None
+    return parts[0], parts[1], parts[2], parts[3]
+
+
+def _num(x: float) -> str:
+    return f"{x:.6g}"
