@@ -1,0 +1,52 @@
+"""The model provider: jupyter-ai-vision's provider (any LiteLLM model, images included)
+under its own id and name, with an example override of inline completions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, ClassVar
+
+from jupyter_ai_vision.provider import VisionProvider
+
+if TYPE_CHECKING:
+    from jupyter_ai_magics.models.completion import (
+        InlineCompletionReply,
+        InlineCompletionRequest,
+        InlineCompletionStreamChunk,
+    )
+
+
+class {{ cookiecutter.__class_prefix }}Provider(VisionProvider):
+    """Listed under ``name`` in Jupyter AI's settings; its models are ``<id>:<LiteLLM model>``."""
+
+    id: ClassVar[str] = {{ cookiecutter.provider_id | jsonify }}
+    name: ClassVar[str] = {{ cookiecutter.provider_name | jsonify }}
+
+    # Inline completions: jupyter-ai-vision reads the live notebook around the cursor (cells,
+    # outputs, the latest figure above it). The override below keeps all of that and adds a
+    # house rule on top of what the model suggests. Delete both methods to keep the default.
+    async def generate_inline_completions(
+        self, request: InlineCompletionRequest
+    ) -> InlineCompletionReply:
+        from jupyter_ai_vision import completion
+
+        reply = await completion.generate(self, request)
+        for item in reply.list.items:
+            item.insertText = house_style(item.insertText)
+        return reply
+
+    async def stream_inline_completions(
+        self, request: InlineCompletionRequest
+    ) -> AsyncIterator[InlineCompletionReply | InlineCompletionStreamChunk]:
+        from jupyter_ai_magics.models.completion import InlineCompletionStreamChunk
+        from jupyter_ai_vision import completion
+
+        async for message in completion.stream(self, request):
+            if isinstance(message, InlineCompletionStreamChunk):
+                message.response.insertText = house_style(message.response.insertText)
+            yield message
+
+
+def house_style(suggestion: str) -> str:
+    """The example house rule: no trailing whitespace on any line of a suggestion."""
+    return "\n".join(line.rstrip() for line in suggestion.split("\n"))
