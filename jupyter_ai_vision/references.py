@@ -1,0 +1,347 @@
+"""``@name`` references in a question: find them, and turn the named objects into parts.
+
+Only dotted identifiers (``@df``, ``@model.coef_``, ``@a.b.c``) are references; anything else
+that follows an ``@`` (``@x[0]``, ``@__import__('os')``, ``@df;``) is rejected with a one-line
+note and never evaluated. Names are resolved by a dict lookup plus ``getattr`` on validated
+identifiers, never by ``eval``. Dunder segments (``@obj.__class__``) are rejected.
+
+- :func:`find_references` — text -> names (+ notes about rejected ones);
+- :func:`resolve_in_namespace` — in the kernel (``%%ai``): names -> parts, notes;
+- :func:`fetch_from_kernel` — in the Jupyter server (``/see``): names -> parts, notes, via
+  :mod:`jupyter_ai_vision.kernel_query`.
+
+Images from ``_ai_repr_`` bundles go through :func:`jupyter_ai_vision.images.prepare_image`
+and the request's image budget, exactly like notebook images.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from jupyter_ai_vision.parts import ImagePart, Part, Provenance, TextPart
+
+#: At most this many references are looked up per question.
+MAX_REFERENCES = 10
+MAX_NAME_CHARS = 200
+#: Text per referenced object sent to the model.
+DEFAULT_MAX_CHARS = 8_000
+#: Image MIME types read from a bundle, in order of preference (one image per object).
+IMAGE_MIMES = ("image/png", "image/jpeg", "image/webp", "image/gif")
+TEXT_MIMES = ("text/markdown", "text/plain")
+
+# "@" not preceded by a word character, "." or "@" (so e-mail addresses are not references),
+# then everything up to whitespace; trailing sentence punctuation is not part of the name.
+_TOKEN = re.compile(r"(?<![\w.@])@(\S+)")
+_TRAILING = ".,!?:)]}'\"`"
+# Chat context commands like "@file:notes.md" belong to Jupyter AI, not to us.
+_CONTEXT_COMMAND = re.compile(r"^[A-Za-z_]\w*:")
+
+
+class References(list[str]):
+    """A list of valid names, plus ``notes`` about the ``@...`` tokens that were rejected."""
+
+    def __init__(self, names: Iterable[str] = (), notes: Iterable[str] = ()) -> None:
+        super().__init__(names)
+        self.notes: list[str] = list(notes)
+
+
+def validate_name(name: str) -> str | None:
+    """None when ``name`` is a plain dotted identifier, else a one-line reason."""
+    shown = name if len(name) <= 40 else name[:39] + "…"
+    if not isinstance(name, str) or not name or len(name) > MAX_NAME_CHARS:
+        return f"@{shown} was not looked up: names must be 1-{MAX_NAME_CHARS} characters"
+    parts = name.split(".")
+    if not all(p.isidentifier() for p in parts):
+        return (
+            f"@{shown} was not looked up: only variable names and attributes like "
+            "@df or @obj.attr are supported (no calls, indexing or code)"
+        )
+    if any(p.startswith("__") and p.endswith("__") for p in parts):
+        return (
+            f"@{shown} was not looked up: names with double underscores (dunders) are not supported"
+        )
+    return None
+
+
+def find_references(text: str) -> References:
+    """The ``@name`` references in ``text``, in order, without duplicates."""
+    names: list[str] = []
+    notes: list[str] = []
+    for match in _TOKEN.finditer(text or ""):
+        token = match.group(1).rstrip(_TRAILING)
+        if not token or _CONTEXT_COMMAND.match(token):
+            continue
+        reason = validate_name(token)
+        if reason:
+            notes.append(reason)
+        elif token not in names:
+            names.append(token)
+    if len(names) > MAX_REFERENCES:
+        notes.append(f"only the first {MAX_REFERENCES} of {len(names)} @references were looked up")
+        names = names[:MAX_REFERENCES]
+    return References(names, notes)
+
+
+class NameNotFound(LookupError):
+    """A reference that does not exist (message is one line)."""
+
+
+def walk(namespace: Mapping[str, Any], name: str) -> Any:
+    """``namespace[first]`` then ``getattr`` for each further segment (validated names only)."""
+    reason = validate_name(name)
+    if reason:
+        raise NameNotFound(reason)
+    first, *rest = name.split(".")
+    if first not in namespace:
+        raise NameNotFound(f"@{name}: {first!r} is not defined in the kernel")
+    obj = namespace[first]
+    path = first
+    for attr in rest:
+        try:
+            obj = getattr(obj, attr)
+        except AttributeError:
+            raise NameNotFound(f"@{name}: {path} has no attribute {attr!r}") from None
+        except Exception as exc:  # a property that raises
+            raise NameNotFound(
+                f"@{name}: reading {path}.{attr} raised {type(exc).__name__}: {exc}"
+            ) from None
+        path += "." + attr
+    return obj
+
+
+# ------------------------------------------------------------------------ bundle -> parts
+
+
+@dataclass
+class _ImageBudget:
+    """Images across all references of one request: the policy's count and token caps."""
+
+    policy: Any
+    profile: Any
+    count: int = 0
+    tokens: int = 0
+    limit: int = 0
+    seen: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.limit = self.profile.token_limit(self.policy)
+
+
+def _text_of(data: Mapping[str, Any]) -> str:
+    for mime in TEXT_MIMES:
+        if isinstance(data.get(mime), str):
+            return data[mime]
+    if "application/json" in data:
+        return json.dumps(data["application/json"], indent=1)[:DEFAULT_MAX_CHARS]
+    other = [m for m in data if not m.startswith("image/")]
+    return f"(representation in {', '.join(other) or 'images only'})"
+
+
+def entry_to_parts(
+    entry: Mapping[str, Any], budget: _ImageBudget, *, cache: Any = None
+) -> tuple[list[Part], list[str]]:
+    """One fetched entry (``{"name", "type", "data", "notes"}`` or ``{"name", "error"}``)
+    -> a text part (marked as data) and at most one image part, plus notes."""
+    name = entry.get("name", "?")
+    if "error" in entry:
+        return [], [str(entry["error"])]
+    data = entry.get("data") or {}
+    notes = [f"@{name}: {n}" for n in entry.get("notes") or []]
+    prov = Provenance(kind="kernel-variable", mime=None)
+    text = _text_of(data)
+    parts: list[Part] = []
+    image, image_note = _image_part(name, data, budget, cache)
+    if image_note:
+        text += f"\n[image of @{name}: {image_note}]"
+        notes.append(f"@{name}: image {image_note}")
+    header = f'<kernel-variable name="{name}" type="{entry.get("type", "?")}">'
+    parts.append(TextPart(f"{header}\n{text}\n</kernel-variable>", provenance=prov))
+    if image is not None:
+        parts.append(image)
+    return parts, notes
+
+
+def _image_part(
+    name: str, data: Mapping[str, Any], budget: _ImageBudget, cache: Any
+) -> tuple[ImagePart | None, str | None]:
+    mime = next((m for m in IMAGE_MIMES if isinstance(data.get(m), str)), None)
+    if mime is None:
+        return None, None
+    from jupyter_ai_vision import budget as budget_mod
+    from jupyter_ai_vision import images
+
+    if budget.profile.supports_images is False:
+        return None, "not sent: the model does not accept images"
+    try:
+        raw = images.decode_base64(data[mime], budget.policy)
+        prepared = images.prepare_image(raw, mime, budget.policy, cache)
+    except images.ImageRejected as exc:
+        return None, f"not sent: {exc.reason}"
+    if prepared.sha256 in budget.seen:
+        return None, None
+    tokens = budget_mod.estimate_image_tokens(budget.profile, prepared.width, prepared.height)
+    size = f"{prepared.original_width}×{prepared.original_height}"
+    if budget.count >= budget.policy.max_images:
+        return None, f"{size}, not sent: budget: {budget.policy.max_images} images per request"
+    if budget.tokens + tokens > budget.limit:
+        return None, f"{size}, not sent: budget: {budget.limit} image tokens per request"
+    budget.count += 1
+    budget.tokens += tokens
+    budget.seen.add(prepared.sha256)
+    part = ImagePart(
+        data=prepared.data,
+        mime=prepared.mime,
+        width=prepared.width,
+        height=prepared.height,
+        original_width=prepared.original_width,
+        original_height=prepared.original_height,
+        original_bytes=prepared.original_bytes,
+        tokens=tokens,
+        sha256=prepared.sha256,
+        provenance=Provenance(kind="kernel-variable", mime=mime),
+        caption=f"@{name}",
+    )
+    return part, None
+
+
+def _make_budget(policy: Any, model: str | None, supports_images: bool | None) -> _ImageBudget:
+    from jupyter_ai_vision.budget import ImagePolicy, model_profile
+
+    return _ImageBudget(
+        policy or ImagePolicy(), model_profile(model, supports_images=supports_images)
+    )
+
+
+def request_mimetypes(supports_images: bool | None) -> list[str]:
+    """What to ask reprs for: no images at all for a text-only model (they are not rendered)."""
+    images = [] if supports_images is False else list(IMAGE_MIMES)
+    return [*TEXT_MIMES, *images, "application/json"]
+
+
+def entries_to_parts(
+    entries: Sequence[Mapping[str, Any]],
+    *,
+    policy: Any = None,
+    model: str | None = None,
+    supports_images: bool | None = None,
+    cache: Any = None,
+) -> tuple[list[Part], list[str]]:
+    """Fetched entries -> parts and notes, images within one shared budget."""
+    budget = _make_budget(policy, model, supports_images)
+    parts: list[Part] = []
+    notes: list[str] = []
+    for entry in entries:
+        more_parts, more_notes = entry_to_parts(entry, budget, cache=cache)
+        parts.extend(more_parts)
+        notes.extend(more_notes)
+    return parts, notes
+
+
+# ------------------------------------------------------------------------------ in-kernel
+
+
+def resolve_in_namespace(
+    names: Sequence[str],
+    namespace: Mapping[str, Any],
+    *,
+    policy: Any = None,
+    model: str | None = None,
+    supports_images: bool | None = None,
+    cache: Any = None,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    timeout: float = 5.0,
+    **repr_kwargs: Any,
+) -> tuple[list[Part], list[str]]:
+    """Resolve ``names`` in ``namespace`` (e.g. IPython's ``user_ns``) for ``%%ai``.
+
+    Returns ``(parts, notes)``: a ``kernel-variable`` text part per name (plus an image part
+    when the representation has one and the budget allows), and one-line notes for names
+    that are invalid, undefined, or whose repr fell back. Extra kwargs go to the reprs.
+    """
+    entries = fetch_entries(
+        names,
+        namespace,
+        mimetypes=request_mimetypes(supports_images),
+        max_chars=max_chars,
+        timeout=timeout,
+        **repr_kwargs,
+    )
+    return entries_to_parts(
+        entries, policy=policy, model=model, supports_images=supports_images, cache=cache
+    )
+
+
+def fetch_entries(
+    names: Sequence[str], namespace: Mapping[str, Any], **kwargs: Any
+) -> list[dict[str, Any]]:
+    """``ai_repr`` of each name as a JSON-ready entry (what the kernel sends to the server)."""
+    from jupyter_ai_vision.ai_repr.registry import _default
+
+    registry = _default()
+    entries: list[dict[str, Any]] = []
+    for name in list(names)[:MAX_REFERENCES]:
+        try:
+            obj = walk(namespace, name)
+        except NameNotFound as exc:
+            entries.append({"name": name, "error": str(exc)})
+            continue
+        result = registry.format(obj, **kwargs)
+        entries.append({"name": name, **result.to_json()})
+    return entries
+
+
+# ------------------------------------------------------------------------------ server side
+
+
+async def fetch_from_kernel(
+    kernel: Any,
+    names: Sequence[str],
+    *,
+    timeout: float = 10.0,
+    policy: Any = None,
+    model: str | None = None,
+    supports_images: bool | None = None,
+    cache: Any = None,
+    max_chars: int = DEFAULT_MAX_CHARS,
+) -> tuple[list[Part], list[str]]:
+    """For ``/see``: the parts for ``names`` from a running kernel, and one-line notes.
+
+    ``kernel`` is a kernel manager (``jupyter_server``'s ``kernel_manager.get_kernel(id)``,
+    any ``AsyncKernelManager``) or an ``AsyncKernelClient``. A busy or dead kernel, or a
+    kernel without jupyter-ai-vision installed, gives a note (and, for the latter, ``repr``
+    text); it never raises for those. Image work runs in a worker thread.
+    """
+    from jupyter_ai_vision import kernel_query
+
+    notes: list[str] = []
+    valid: list[str] = []
+    for name in names:
+        reason = validate_name(name)
+        (notes.append(reason) if reason else valid.append(name))
+    if not valid:
+        return [], notes
+    try:
+        entries, more = await kernel_query.query_ai_repr(
+            kernel,
+            valid[:MAX_REFERENCES],
+            timeout=timeout,
+            mimetypes=request_mimetypes(supports_images),
+            max_chars=max_chars,
+        )
+    except kernel_query.KernelQueryError as exc:
+        return [], [*notes, str(exc)]
+    notes.extend(more)
+    parts, more = await asyncio.to_thread(
+        entries_to_parts,
+        entries,
+        policy=policy,
+        model=model,
+        supports_images=supports_images,
+        cache=cache,
+    )
+    return parts, notes + more
