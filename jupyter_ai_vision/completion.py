@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import logging
 import os
@@ -557,26 +556,62 @@ def _strip_duplicated_suffix(text: str, suffix: str) -> str:
 # Superseded requests
 # ---------------------------------------------------------------------------
 
-_arrivals = itertools.count(1)
-_latest: OrderedDict[tuple[int, str | None, str | None], int] = OrderedDict()
-_MAX_TRACKED = 1024
+
+class Supersession:
+    """Tracks the newest request per (provider, path, cell).
+
+    JupyterLab sends a new request at every pause in typing and drops replies to older
+    ones: an older request still waiting on the model is cancelled (its model call or
+    stream is closed) so it does not hold up the newer one or waste tokens.
+    """
+
+    def __init__(self, max_tracked: int = 1024) -> None:
+        self.max_tracked = max_tracked
+        self._latest: OrderedDict[tuple[Any, ...], asyncio.Event] = OrderedDict()
+
+    def register(self, provider: Any, request: InlineCompletionRequest) -> asyncio.Event:
+        """Mark ``request`` as the newest for its cell; returns the event set when a
+        newer one arrives."""
+        key = (id(provider), request.path, request.cell_id)
+        previous = self._latest.pop(key, None)
+        if previous is not None:
+            previous.set()
+        event = asyncio.Event()
+        self._latest[key] = event
+        while len(self._latest) > self.max_tracked:
+            self._latest.popitem(last=False)[1].set()
+        return event
+
+    def __len__(self) -> int:
+        return len(self._latest)
 
 
-def _register(provider: Any, request: InlineCompletionRequest) -> tuple[Any, int]:
-    """Mark this request as the newest for its (provider, path, cell)."""
-    key = (id(provider), request.path, request.cell_id)
-    seq = next(_arrivals)
-    _latest[key] = seq
-    _latest.move_to_end(key)
-    while len(_latest) > _MAX_TRACKED:
-        _latest.popitem(last=False)
-    return key, seq
+SUPERSESSION = Supersession()
 
 
-def _superseded(key: Any, seq: int) -> bool:
-    """True once a newer request arrived for the same cell (the client drops this one)."""
-    latest = _latest.get(key)
-    return latest is not None and latest != seq
+class Superseded(Exception):
+    """A newer request for the same cell arrived."""
+
+
+async def _unless_superseded(awaitable: Any, superseded: asyncio.Event) -> Any:
+    """Await ``awaitable``, cancelling it (and raising Superseded) if a newer request comes."""
+    if superseded.is_set():
+        if asyncio.iscoroutine(awaitable):
+            awaitable.close()
+        raise Superseded
+    task = asyncio.ensure_future(awaitable)
+    waiter = asyncio.ensure_future(superseded.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+    if task.cancelled():
+        raise Superseded
+    return task.result()
 
 
 # ---------------------------------------------------------------------------
@@ -629,24 +664,34 @@ async def generate(
     *,
     server_settings: Mapping[str, Any] | None = None,
 ) -> InlineCompletionReply:
-    """One completion (non-streaming)."""
-    key, seq = _register(provider, request)
-    prompt = await build_prompt(provider, request, server_settings=server_settings)
-    if _superseded(key, seq):
-        return _reply(request, "")
+    """One completion (non-streaming). Never raises for bad input: an empty or plain
+    completion, or an empty list with a one-line error when the model call failed."""
+    superseded = SUPERSESSION.register(provider, request)
     try:
-        try:
-            message = await provider.ainvoke(prompt.messages, stop=STOP)
-        except Exception as exc:
-            if not (prompt.images and _refuses_images(exc)):
-                raise
-            message = await provider.ainvoke(_without_images(prompt.messages), stop=STOP)
+        prompt = await _unless_superseded(
+            build_prompt(provider, request, server_settings=server_settings), superseded
+        )
+        message = await _invoke(provider, prompt, superseded)
+    except Superseded:
+        return _reply(request, "")
     except Exception as exc:
         log.info("Inline completion failed: %s", type(exc).__name__)
         return InlineCompletionReply(
             list=InlineCompletionList(items=[]), reply_to=request.number, error=_error(exc)
         )
     return _reply(request, post_process(_text(message), request, markdown=prompt.markdown))
+
+
+async def _invoke(provider: Any, prompt: Prompt, superseded: asyncio.Event) -> Any:
+    try:
+        return await _unless_superseded(provider.ainvoke(prompt.messages, stop=STOP), superseded)
+    except Superseded:
+        raise
+    except Exception as exc:
+        if not (prompt.images and _refuses_images(exc)):
+            raise
+        messages = _without_images(prompt.messages)
+        return await _unless_superseded(provider.ainvoke(messages, stop=STOP), superseded)
 
 
 def _reply(request: InlineCompletionRequest, text: str) -> InlineCompletionReply:
@@ -665,10 +710,10 @@ async def stream(
     """An opening reply (``isIncomplete``, a unique token), then chunks; ``done`` on the last.
 
     Each chunk carries the whole post-processed suggestion so far (as jupyter-ai does).
-    A request superseded by a newer one for the same cell ends early with what it has,
+    A request superseded by a newer one for the same cell ends at once with what it has,
     closing the model stream.
     """
-    key, seq = _register(provider, request)
+    superseded = SUPERSESSION.register(provider, request)
     token = f"t{request.number}-{uuid.uuid4().hex[:12]}"
     yield InlineCompletionReply(
         list=InlineCompletionList(
@@ -676,24 +721,46 @@ async def stream(
         ),
         reply_to=request.number,
     )
-    raw = text = ""
+    text = ""
     error: CompletionError | None = None
-    prompt = await build_prompt(provider, request, server_settings=server_settings)
-    if not _superseded(key, seq):
+    try:
+        prompt = await _unless_superseded(
+            build_prompt(provider, request, server_settings=server_settings), superseded
+        )
         try:
-            async with contextlib.aclosing(provider.astream(prompt.messages, stop=STOP)) as chunks:
-                async for chunk in chunks:
-                    raw += _text(chunk)
-                    new = post_process(raw, request, markdown=prompt.markdown)
-                    if _superseded(key, seq):
-                        break
-                    if new != text:
-                        text = new
-                        yield _chunk(request, token, text, done=False)
+            async for text in _stream_text(provider, prompt, request, superseded):
+                yield _chunk(request, token, text, done=False)
         except Exception as exc:
-            log.info("Inline completion stream failed: %s", type(exc).__name__)
-            error = _error(exc)
+            if text or not (prompt.images and _refuses_images(exc)):
+                raise
+            prompt.messages, prompt.images = _without_images(prompt.messages), 0
+            async for text in _stream_text(provider, prompt, request, superseded):
+                yield _chunk(request, token, text, done=False)
+    except Superseded:
+        pass
+    except Exception as exc:
+        log.info("Inline completion stream failed: %s", type(exc).__name__)
+        error = _error(exc)
     yield _chunk(request, token, text, done=True, error=error)
+
+
+async def _stream_text(
+    provider: Any, prompt: Prompt, request: InlineCompletionRequest, superseded: asyncio.Event
+) -> AsyncIterator[str]:
+    """The post-processed suggestion so far, each time it changes."""
+    raw = text = ""
+    async with contextlib.aclosing(provider.astream(prompt.messages, stop=STOP)) as chunks:
+        iterator = chunks.__aiter__()
+        while True:
+            try:
+                chunk = await _unless_superseded(iterator.__anext__(), superseded)
+            except StopAsyncIteration:
+                return
+            raw += _text(chunk)
+            new = post_process(raw, request, markdown=prompt.markdown)
+            if new != text:
+                text = new
+                yield text
 
 
 def _chunk(
