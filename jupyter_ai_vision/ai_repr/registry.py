@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import inspect
 import json
-import math
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,7 +78,7 @@ class ReprFailed(Exception):
 def type_name(obj: Any) -> str:
     cls = type(obj)
     module = getattr(cls, "__module__", "") or ""
-    qual = getattr(cls, "__qualname__", cls.__name__)
+    qual = getattr(cls, "__qualname__", cls.__name__).rsplit("<locals>.", 1)[-1]
     return qual if module == "builtins" else f"{module}.{qual}"
 
 
@@ -152,29 +153,45 @@ class _Table:
 # --------------------------------------------------------------------------- calling reprs
 
 
-_SIGNATURES: dict[Any, tuple[bool, frozenset[str]]] = {}
+_SIGNATURES: weakref.WeakKeyDictionary[Any, tuple[bool, frozenset[str]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def _accepted_kwargs(fn: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The subset of ``kwargs`` that ``fn`` accepts (all of them if it takes ``**kwargs``)."""
+def _signature_info(fn: Callable[..., Any], skip_first: bool) -> tuple[bool, frozenset[str]]:
+    """(takes ``**kwargs``, keyword names) of ``fn``, cached per function."""
     key = getattr(fn, "__func__", fn)
     try:
-        info = _SIGNATURES[key]
+        return _SIGNATURES[key]
     except (KeyError, TypeError):
-        try:
-            params = inspect.signature(fn).parameters.values()
-        except (TypeError, ValueError):
-            return {}
-        var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
-        names = frozenset(
-            p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        pass
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return (False, frozenset())
+    if (
+        skip_first
+        and params
+        and params[0].kind
+        in (
+            params[0].POSITIONAL_ONLY,
+            params[0].POSITIONAL_OR_KEYWORD,
         )
-        info = (var_kw, names)
-        try:
-            _SIGNATURES[key] = info
-        except TypeError:
-            pass
-    var_kw, names = info
+    ):
+        params = params[1:]
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
+    names = frozenset(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+    info = (var_kw, names)
+    with contextlib.suppress(TypeError):  # not weak-referenceable: just not cached
+        _SIGNATURES[key] = info
+    return info
+
+
+def _accepted_kwargs(
+    fn: Callable[..., Any], kwargs: dict[str, Any], *, skip_first: bool = False
+) -> dict[str, Any]:
+    """The subset of ``kwargs`` that ``fn`` accepts (all of them if it takes ``**kwargs``)."""
+    var_kw, names = _signature_info(fn, skip_first)
     return dict(kwargs) if var_kw else {k: v for k, v in kwargs.items() if k in names}
 
 
@@ -351,22 +368,22 @@ class AiReprRegistry:
         return self._builtin.lookup(cls)
 
     # -- formatting
-    def candidates(self, obj: Any) -> list[tuple[str, str, ReprFunc]]:
-        """(source, label, callable) in precedence order; callables take only kwargs."""
-        out: list[tuple[str, str, ReprFunc]] = []
+    def candidates(self, obj: Any) -> list[tuple[str, str, ReprFunc, bool]]:
+        """(source, label, function, takes the object first) in precedence order."""
+        out: list[tuple[str, str, ReprFunc, bool]] = []
         name = type_name(obj)
         fn = self.lookup(obj)
         if fn is not None:
-            out.append(("registered", f"registered ai_repr for {name}", _bind(fn, obj)))
+            out.append(("registered", f"registered ai_repr for {name}", fn, True))
         if not isinstance(obj, type):
             for attr in ("_ai_repr_", "_async_ai_repr_"):
                 method = _safe_getattr(obj, attr)
                 if callable(method):
-                    out.append((attr, f"{name}.{attr}", method))
+                    out.append((attr, f"{name}.{attr}", method, False))
                     break
         fn = self.lookup_builtin(obj)
         if fn is not None:
-            out.append(("builtin", f"built-in ai_repr for {name}", _bind(fn, obj)))
+            out.append(("builtin", f"built-in ai_repr for {name}", fn, True))
         return out
 
     def format(self, obj: Any, **kwargs: Any) -> ReprResult:
@@ -380,11 +397,12 @@ class AiReprRegistry:
         name = type_name(obj)
         notes: list[str] = []
         deadline = time.monotonic() + timeout * 2  # the whole chain, not just one repr
-        for source, label, fn in self.candidates(obj):
+        for source, label, fn, takes_obj in self.candidates(obj):
             budget = max(0.05, min(timeout, deadline - time.monotonic()))
-            call_kwargs = _accepted_kwargs(fn, kwargs)
+            call_kwargs = _accepted_kwargs(fn, kwargs, skip_first=takes_obj)
+            args = (obj,) if takes_obj else ()
             try:
-                value = _run_with_timeout(lambda fn=fn, kw=call_kwargs: fn(**kw), budget, label)
+                value = _run_with_timeout(_caller(fn, args, call_kwargs), budget, label)
                 bundle, more = normalize_bundle(
                     value, what=label, max_chars=max_chars, max_bytes=max_bytes
                 )
@@ -407,7 +425,7 @@ class AiReprRegistry:
     ) -> ReprResult:
         try:
             text = _run_with_timeout(
-                lambda: bounded_repr(obj, max_chars), timeout, f"repr() of {name}"
+                _caller(bounded_repr, (obj, max_chars), {}), timeout, f"repr() of {name}"
             )
         except ReprFailed as exc:
             notes.append(str(exc))
@@ -429,23 +447,11 @@ def _check_key(key: type | str) -> type | str:
     )
 
 
-def _bind(fn: ReprFunc, obj: Any) -> ReprFunc:
-    def call(**kwargs: Any) -> Any:
-        return fn(obj, **kwargs)
+def _caller(fn: ReprFunc, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Callable[[], Any]:
+    def call() -> Any:
+        return fn(*args, **kwargs)
 
-    call.__signature__ = _kwargs_signature(fn)  # type: ignore[attr-defined]
     return call
-
-
-def _kwargs_signature(fn: ReprFunc) -> inspect.Signature:
-    """``fn``'s signature without its first (object) parameter."""
-    try:
-        params = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):
-        return inspect.Signature()
-    if params and params[0].kind in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
-        params = params[1:]
-    return inspect.Signature(params)
 
 
 def _safe_getattr(obj: Any, attr: str) -> Any:
@@ -516,7 +522,3 @@ def register(type_or_name: type | str, fn: ReprFunc) -> ReprFunc | None:
 def unregister(type_or_name: type | str) -> ReprFunc | None:
     """Remove a registration from the default registry and return it."""
     return registry.unregister(type_or_name)
-
-
-def _finite(x: float) -> bool:  # small helper shared with builtins
-    return math.isfinite(x)
