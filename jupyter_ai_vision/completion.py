@@ -271,6 +271,27 @@ def _root_dir(server_settings: Mapping[str, Any]) -> Path | None:
     return Path(os.path.expanduser(str(root))).resolve() if root else None
 
 
+async def live_ynotebook(server_settings: Mapping[str, Any], path: str) -> Any | None:
+    """The server's live YNotebook for ``path`` (not a fork: only read, without awaiting),
+    or None when no room is open for it (the docs' recipe, without indexing unknown paths)."""
+    ydoc_ext = server_settings.get("jupyter_server_ydoc")
+    fim = server_settings.get("file_id_manager")
+    if ydoc_ext is None or fim is None:
+        return None
+    try:
+        file_id = fim.get_id(path)
+        rooms = getattr(getattr(ydoc_ext, "ywebsocket_server", None), "rooms", {}) or {}
+        if file_id is None or f"json:notebook:{file_id}" not in rooms:
+            return None
+        ynb = await ydoc_ext.get_document(
+            path=path, content_type="notebook", file_format="json", copy=False
+        )
+    except Exception as exc:  # a room that failed to load must not break completion
+        log.debug("No live notebook for %s: %s", path, exc)
+        return None
+    return ynb if hasattr(ynb, "ycells") else None
+
+
 async def read_window(
     request: InlineCompletionRequest,
     server_settings: Mapping[str, Any] | None,
@@ -282,17 +303,9 @@ async def read_window(
     rel = safe_relative_path(request.path)
     if rel is None or not request.cell_id or not server_settings:
         return None
-    ydoc_ext = server_settings.get("jupyter_server_ydoc")
-    if ydoc_ext is not None:
-        try:
-            ynb = await ydoc_ext.get_document(
-                path=str(rel), content_type="notebook", file_format="json", copy=False
-            )
-        except Exception as exc:  # a room that failed to load must not break completion
-            log.debug("No live notebook for %s: %s", rel, exc)
-            ynb = None
-        if ynb is not None and hasattr(ynb, "ycells"):
-            return window_from_ynotebook(ynb, request.cell_id, settings)
+    ynb = await live_ynotebook(server_settings, str(rel))
+    if ynb is not None:
+        return window_from_ynotebook(ynb, request.cell_id, settings)
     root = _root_dir(server_settings)
     if root is None:
         return None
