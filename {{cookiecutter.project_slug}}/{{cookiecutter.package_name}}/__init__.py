@@ -1,4 +1,4 @@
-# {{ cookiecutter.project_name }}: {{ cookiecutter.description }}
+# {{ cookiecutter.project_name }}
 """A vision-enabled Jupyter AI module: a model provider and a slash command.
 
 Jupyter AI loads both through the entry points declared in pyproject.toml; importing this
