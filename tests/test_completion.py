@@ -5,6 +5,7 @@ Real YNotebooks built from a notebook really executed by a kernel; real files on
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import os
 from pathlib import Path
@@ -259,3 +260,109 @@ async def test_read_window_refuses_a_symlink_out_of_the_root(tmp_path: Path) -> 
         req(path="link.ipynb", cell_id="a"), {"server_root_dir": str(root)}, CompletionSettings()
     )
     assert got is None
+
+
+# ----- prompt assembly (real YNotebook, the shared context builder) -------------------
+
+
+class _Model:
+    """What the completer reads from a provider: the model id and image support."""
+
+    def __init__(self, model_id: str = "openai/gpt-4o", images: bool | None = True, **kw: Any):
+        self.model_id = model_id
+        self._images = images
+        self.__dict__.update(kw)
+
+    def supports_images(self) -> bool | None:
+        return self._images
+
+
+def _content(prompt: Any) -> tuple[str, int]:
+    human = prompt.messages[-1].content
+    if isinstance(human, str):
+        return human, 0
+    text = "\n".join(p["text"] for p in human if p["type"] == "text")
+    return text, sum(p["type"] == "image_url" for p in human)
+
+
+async def test_prompt_from_a_live_ynotebook(executed_notebook: Any) -> None:
+    ynb = make_ynotebook(executed_notebook)
+    settings = CompletionSettings()
+    window = window_from_ynotebook(ynb, "pandas", settings)
+    r = req("pd.DataFrame({'city': ", "})", path="rich.ipynb", cell_id="pandas")
+    prompt = await completion.build_prompt(_Model(), r, window=window, server_settings={})
+    text, images = _content(prompt)
+    assert prompt.origin == "live" and prompt.images == images == 1
+    assert "plt.subplots(figsize=(4, 3))" in text  # a preceding cell
+    assert "ellipse" in text  # a following cell's source
+    assert "[figure" in text and "<notebook-content>" in text
+    assert text.endswith("pd.DataFrame({'city': ")
+    assert "})" in text  # the suffix
+    # the cursor's cell is shown once, from the request (fresher than the document)
+    assert text.count("pd.DataFrame({'city': ['Oslo'") == 0
+    assert "code completion" in prompt.messages[0].content
+
+
+@pytest.mark.parametrize(
+    ("model", "kw"),
+    [
+        (_Model(images=None), {}),  # unknown: no figure (a completion must not fail on it)
+        (_Model(images=False), {}),
+        (_Model(completion_images=False), {}),
+        (_Model(completion_max_images=0), {}),
+    ],
+)
+async def test_prompt_without_figures(executed_notebook: Any, model: Any, kw: Any) -> None:
+    settings = completion.settings_for(model)
+    window = window_from_ynotebook(make_ynotebook(executed_notebook), "pandas", settings)
+    r = req("x", path="rich.ipynb", cell_id="pandas")
+    prompt = await completion.build_prompt(model, r, window=window, server_settings={})
+    text, images = _content(prompt)
+    assert images == 0 and prompt.images == 0 and "plt.subplots(figsize=(4, 3))" in text
+
+
+async def test_prompt_for_a_markdown_cell(executed_notebook: Any) -> None:
+    nb = copy.deepcopy(executed_notebook)
+    nb.cells.insert(cell_index(nb, "pil") + 1, new_markdown_cell("The figure shows", id="md"))
+    window = window_from_ynotebook(make_ynotebook(nb), "md", CompletionSettings())
+    r = req("The figure shows ", mime="text/x-ipythongfm", language="markdown", cell_id="md")
+    prompt = await completion.build_prompt(_Model(), r, window=window, server_settings={})
+    text, images = _content(prompt)
+    assert prompt.markdown and "markdown cell" in prompt.messages[0].content
+    assert "Complete the following text" in text and images == 1
+
+
+async def test_prompt_without_a_notebook_is_prefix_and_suffix_only() -> None:
+    r = req("def area(r):\n    return ", "\n\nprint(area(2))")
+    prompt = await completion.build_prompt(_Model(), r, server_settings={})
+    text, images = _content(prompt)
+    assert prompt.origin == "none" and images == 0
+    assert "print(area(2))" in text and text.endswith("return ")
+
+
+async def test_prompt_caps_a_1mb_prefix_and_suffix() -> None:
+    r = req("a = '" + "x" * 1_000_000 + "'\nb = ", "\n" + "y" * 1_000_000)
+    text, _ = _content(await completion.build_prompt(_Model(), r, server_settings={}))
+    assert len(text) < 12_000 and text.endswith("b = ")
+
+
+# ----- superseded requests ------------------------------------------------------------
+
+
+async def test_a_newer_request_for_the_same_cell_cancels_the_older_one() -> None:
+    table = completion.Supersession(max_tracked=2)
+    owner = object()
+    old = table.register(owner, req(cell_id="c", path="n.ipynb"))
+    other_cell = table.register(owner, req(cell_id="d", path="n.ipynb"))
+    slow = asyncio.ensure_future(asyncio.sleep(30))
+    waiting = asyncio.ensure_future(completion._unless_superseded(slow, old))
+    await asyncio.sleep(0)
+    table.register(owner, req(cell_id="c", path="n.ipynb", number=2))
+    with pytest.raises(completion.Superseded):
+        await asyncio.wait_for(waiting, 1)
+    assert slow.cancelled() and not other_cell.is_set()
+    # bounded: the oldest entries are dropped (and released)
+    table.register(owner, req(cell_id="e", path="n.ipynb"))
+    table.register(owner, req(cell_id="f", path="n.ipynb"))
+    assert len(table) == 2 and other_cell.is_set()
+    assert await completion._unless_superseded(asyncio.sleep(0, "done"), asyncio.Event()) == "done"
