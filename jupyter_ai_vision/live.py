@@ -113,9 +113,12 @@ def viewed_notebook(settings: Mapping[str, Any] | None, username: str) -> str | 
     room = _rooms(settings).get(GLOBAL_AWARENESS)
     for state in _states_by_recency(room):
         current = state.get("current")
-        if _username(state) == username and isinstance(current, str):
-            if current.startswith("notebook:"):
-                return current[len("notebook:") :]
+        if (
+            _username(state) == username
+            and isinstance(current, str)
+            and current.startswith("notebook:")
+        ):
+            return current[len("notebook:") :]
     return None
 
 

@@ -13,6 +13,7 @@ imports this module at start-up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -98,21 +99,38 @@ class SeeChatHandler(BaseChatHandler):
         self.llm_chain = RunnableLambda(self._answer_with_footer)
 
     async def _answer_with_footer(self, inputs: dict[str, Any], config: Any) -> AsyncIterator[str]:
-        """Stream the model's answer, then the footer (kept out of the chat history)."""
+        """Stream the model's answer, then the footer (kept out of the chat history).
+
+        A model error becomes the last line of the streamed answer (one line, details in the
+        server log), so the chat shows one complete message instead of a stuck stream.
+        """
         request: _Request = inputs["request"]
         stream = self._answer_chain.astream(
             {k: v for k, v in inputs.items() if k != "request"}, config=config
         )
         request.streams.append(stream)
+        produced = False
         try:
             async for chunk in stream:
+                produced = produced or bool(chunk)
                 yield chunk
+        except Exception as e:
+            self._log_exc(e)
+            yield ("\n\n" if produced else "") + self._redact(_user_message(e))
+            return
         finally:
             await _close(stream)
         if request.footer:
             yield request.footer
 
     # ----- the command ----------------------------------------------------------------------
+    async def on_message(self, message: HumanChatMessage) -> None:
+        # jupyter-ai 2.x crashes (AttributeError, no reply) when no chat model is selected.
+        if self.config_manager.lm_provider is None:
+            self.reply("No chat model is selected: choose one in the chat settings.", message)
+            return
+        await super().on_message(message)
+
     async def process_message(self, message: HumanChatMessage) -> None:
         self.get_llm_chain()
         if self.llm_chain is None:
@@ -134,7 +152,7 @@ class SeeChatHandler(BaseChatHandler):
             self.reply(str(e), message)
             return
         question = question or "What does this notebook show?"
-        ctx = await self._build(target, question, message)
+        ctx = await self._build(target)
         extra_parts, notes = await self._kernel_references(target, question)
         ctx.parts.extend(extra_parts)
         request = _Request(footer=self._footer(ctx, target, notes))
@@ -160,9 +178,7 @@ class SeeChatHandler(BaseChatHandler):
             for stream in request.streams:
                 await _close(stream)
 
-    async def _build(
-        self, target: live.Target, question: str, message: HumanChatMessage
-    ) -> VisionContext:
+    async def _build(self, target: live.Target) -> VisionContext:
         from jupyter_ai_vision.builder import build_context_async
 
         return await build_context_async(
@@ -174,28 +190,32 @@ class SeeChatHandler(BaseChatHandler):
             path=target.path,
             cache=self._cache(),
             exclude_sha256=self._images_in_history(),
-            question=question,
         )
 
-    async def _kernel_references(self, target: live.Target, question: str) -> tuple[list, list]:
+    async def _kernel_references(
+        self, target: live.Target, question: str
+    ) -> tuple[list[Any], list[str]]:
         """``@name`` in the question -> representations from the notebook's running kernel."""
         if "@" not in question:
             return [], []
-        try:
-            from jupyter_ai_vision import references
-        except ImportError:
-            return [], []
+        from jupyter_ai_vision import references
+
         names = references.find_references(question)
+        notes = list(getattr(names, "notes", []))
         if not names:
-            return [], []
+            return [], notes
         kernel = await _kernel_for(_server_settings(), target.path)
         if kernel is None:
-            return [], [f"@{', @'.join(names)}: no kernel is running for {target.name}."]
-        result = await references.fetch_from_kernel(kernel, names, timeout=5.0)
-        if isinstance(result, tuple):
-            parts, notes = result
-            return list(parts), [str(n) for n in notes]
-        return list(result), []
+            return [], [*notes, f"@{', @'.join(names)}: no kernel is running for {target.name}"]
+        parts, more = await references.fetch_from_kernel(
+            kernel,
+            list(names),
+            timeout=5.0,
+            model=self._model_name(),
+            supports_images=self._supports_images(),
+            cache=self._cache(),
+        )
+        return list(parts), [*notes, *more]
 
     # ----- model facts ----------------------------------------------------------------------
     def _model_name(self) -> str | None:
@@ -251,9 +271,13 @@ class SeeChatHandler(BaseChatHandler):
     # ----- errors ---------------------------------------------------------------------------
     async def handle_exc(self, e: Exception, message: HumanChatMessage) -> None:
         """One line in the chat, details (secrets redacted) in the server log."""
-        self.log.error("/see failed: %s", self._redact(f"{type(e).__name__}: {e}"))
-        self.log.debug("/see traceback", exc_info=self.log.isEnabledFor(logging.DEBUG))
+        self._log_exc(e)
         self.reply(self._redact(_user_message(e)), message)
+
+    def _log_exc(self, e: BaseException) -> None:
+        self.log.error("/see failed: %s", self._redact(f"{type(e).__name__}: {e}"))
+        if self.log.isEnabledFor(logging.DEBUG):
+            self.log.debug("/see traceback", exc_info=e)
 
     def _redact(self, text: str) -> str:
         for secret in self._secrets():
@@ -310,10 +334,9 @@ async def _close(stream: Any) -> None:
     aclose = getattr(stream, "aclose", None)
     if aclose is None:
         return
-    try:
+    # RuntimeError: already closed or closing.
+    with contextlib.suppress(RuntimeError, asyncio.CancelledError, StopAsyncIteration):
         await aclose()
-    except (RuntimeError, asyncio.CancelledError, StopAsyncIteration):
-        pass  # already closed or closing
 
 
 async def _kernel_for(settings: Mapping[str, Any] | None, path: str) -> Any:
