@@ -48,7 +48,7 @@ def make_notebook(n_cells: int) -> dict[str, Any]:
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
     nb = new_notebook()
-    png = {}
+    png: dict[int, str] = {}
     for i in range(n_cells):
         if i % 7 == 0:
             nb.cells.append(new_markdown_cell(f"## Step {i}\nWe look at series {i}.", id=f"c{i}"))

@@ -634,12 +634,16 @@ async def _unless_superseded(awaitable: Any, superseded: asyncio.Event) -> Any:
 STOP = ["\n```"]
 
 
-def _error(exc: BaseException) -> CompletionError:
+def _error(exc: BaseException, provider: Any = None) -> CompletionError:
     """A one-line error for the client, never a traceback nor an API key."""
+    secrets: list[Any] = []
+    for name in ("api_key", "openai_api_key"):
+        value: Any = getattr(provider, name, None)
+        secrets.append(value.get_secret_value() if hasattr(value, "get_secret_value") else value)
     try:
         from jupyter_ai_vision.errors import user_message
 
-        title = user_message(exc)  # type: ignore[arg-type]
+        title = user_message(exc, secrets=[s for s in secrets if isinstance(s, str)])
     except Exception:
         title = f"Completion failed ({type(exc).__name__}); check the model settings."
     return CompletionError(type=type(exc).__name__, title=title, traceback="")
@@ -668,7 +672,9 @@ def _without_images(messages: list[Any]) -> list[Any]:
 
 
 def _refuses_images(exc: BaseException) -> bool:
-    return "image" in str(exc).lower() and getattr(exc, "status_code", 400) == 400
+    from jupyter_ai_vision.errors import images_refused
+
+    return images_refused(exc)
 
 
 async def generate(
@@ -690,7 +696,9 @@ async def generate(
     except Exception as exc:
         log.info("Inline completion failed: %s", type(exc).__name__)
         return InlineCompletionReply(
-            list=InlineCompletionList(items=[]), reply_to=request.number, error=_error(exc)
+            list=InlineCompletionList(items=[]),
+            reply_to=request.number,
+            error=_error(exc, provider),
         )
     return _reply(request, post_process(_text(message), request, markdown=prompt.markdown))
 
@@ -753,7 +761,7 @@ async def stream(
         pass
     except Exception as exc:
         log.info("Inline completion stream failed: %s", type(exc).__name__)
-        error = _error(exc)
+        error = _error(exc, provider)
     yield _chunk(request, token, text, done=True, error=error)
 
 
