@@ -44,6 +44,17 @@ CUSTOM = {
 }
 
 
+@pytest.fixture(scope="module", autouse=True)
+def cookiecutter_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Cookiecutter's user config in a temporary directory: its replay files stay out of HOME."""
+    home = tmp_path_factory.mktemp("cookiecutter")
+    config = home / "config.yaml"
+    config.write_text(f"replay_dir: {home / 'replay'}\ncookiecutters_dir: {home / 'templates'}\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COOKIECUTTER_CONFIG", str(config))
+        yield config
+
+
 def render(out: Path, **extra: str) -> Path:
     """Render the template without prompts; returns the generated project directory."""
     return Path(cookiecutter(str(REPO), no_input=True, extra_context=extra, output_dir=str(out)))
@@ -206,7 +217,7 @@ def test_every_problem_is_reported_at_once(
 
 # ----- the installed package ---------------------------------------------------------------
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def generated(cookiecutter_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return render(tmp_path_factory.mktemp("render"), **CUSTOM)
 
 
@@ -323,6 +334,7 @@ def _figure_cell() -> dict[str, Any]:
     data = {"image/png": base64.b64encode(buffer.getvalue()).decode(), "text/plain": "<Figure>"}
     return {
         "cell_type": "code",
+        "id": "figure",
         "execution_count": 1,
         "metadata": {},
         "source": "plt.imshow(blue)",

@@ -14,6 +14,7 @@ from {{ cookiecutter.package_name }}.provider import {{ cookiecutter.__class_pre
 
 REQUEST = InlineCompletionRequest(
     number=1,
+    stream=False,
     path="analysis.ipynb",
     mime="text/x-ipython",
     prefix="import numpy as np\nx = np.linspace(0, 1, 50)\ny = ",
