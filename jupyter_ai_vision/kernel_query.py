@@ -7,9 +7,11 @@ plain literal, so no name can ever become code), and the kernel walks them with 
 
 - **Busy kernel**: requests queue behind a running cell; after ``timeout`` we give up with
   "the kernel is busy ...". The late reply is dropped with the client.
-- **One client per request**: jupyter_client's reply waiter discards replies it was not
-  waiting for, so sharing a client between concurrent requests loses replies. A fresh shell
-  channel costs about a millisecond. A caller-supplied client is serialised with a lock.
+- **One client per request**, with its own session identity: jupyter_client's reply waiter
+  discards replies it was not waiting for, so sharing a client between concurrent requests
+  loses replies, and a client sharing the manager's identity steals other clients' replies.
+  A fresh shell channel costs about a millisecond. A caller-supplied client is serialised
+  with a lock.
 - **Dead kernel**: a one-line "the kernel is not running" message.
 - **No jupyter-ai-vision in the kernel's environment**: the expression fails with
   ``ModuleNotFoundError``; we retry with :data:`FALLBACK_SOURCE`, a small fixed function
@@ -180,12 +182,27 @@ async def evaluate(
             return await _evaluate_with(kernel, kernel, expression, timeout, what)
     if not await _alive(kernel):
         raise KernelDead(_dead_message(what))
-    client = kernel.client()
+    client = kernel.client(session=_fresh_session(kernel))
     client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
     try:
         return await _evaluate_with(kernel, client, expression, timeout, what)
     finally:
         client.stop_channels()
+
+
+def _fresh_session(kernel: Any) -> Any:
+    """A session with the kernel's key but its own identity.
+
+    ``km.client()`` reuses the manager's session, hence its ZMQ identity: the kernel's ROUTER
+    socket would then send other clients' replies to our short-lived socket (and lose them
+    once it is closed).
+    """
+    from jupyter_client.session import Session
+
+    shared = kernel.session
+    return Session(
+        key=shared.key, signature_scheme=shared.signature_scheme, username="jupyter-ai-vision"
+    )
 
 
 async def _evaluate_with(

@@ -73,12 +73,13 @@ def find_references(text: str) -> References:
     names: list[str] = []
     notes: list[str] = []
     for match in _TOKEN.finditer(text or ""):
-        token = match.group(1).rstrip(_TRAILING)
+        raw = match.group(1)
+        token = raw.rstrip(_TRAILING)
         if not token or _CONTEXT_COMMAND.match(token):
             continue
         reason = validate_name(token)
-        if reason:
-            notes.append(reason)
+        if reason:  # quote what the user typed, e.g. "@x[0]" rather than "@x[0"
+            notes.append(validate_name(raw) or reason)
         elif token not in names:
             names.append(token)
     if len(names) > MAX_REFERENCES:

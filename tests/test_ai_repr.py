@@ -22,7 +22,6 @@ from jupyter_ai_vision.ai_repr import (
     unregister,
 )
 
-
 MOD = __name__
 
 
