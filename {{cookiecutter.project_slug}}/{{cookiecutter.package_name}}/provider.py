@@ -3,6 +3,7 @@ under its own id and name, with an example override of inline completions."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, ClassVar
 
@@ -30,7 +31,7 @@ class {{ cookiecutter.__class_prefix }}Provider(VisionProvider):
     ) -> InlineCompletionReply:
         from jupyter_ai_vision import completion
 
-        reply = await completion.generate(self, request)
+        reply = await completion.generate(self, request, server_settings=self.server_settings)
         for item in reply.list.items:
             item.insertText = house_style(item.insertText)
         return reply
@@ -41,10 +42,13 @@ class {{ cookiecutter.__class_prefix }}Provider(VisionProvider):
         from jupyter_ai_magics.models.completion import InlineCompletionStreamChunk
         from jupyter_ai_vision import completion
 
-        async for message in completion.stream(self, request):
-            if isinstance(message, InlineCompletionStreamChunk):
-                message.response.insertText = house_style(message.response.insertText)
-            yield message
+        messages = completion.stream(self, request, server_settings=self.server_settings)
+        # aclosing: a superseded or cancelled request closes the model stream at once
+        async with contextlib.aclosing(messages):
+            async for message in messages:
+                if isinstance(message, InlineCompletionStreamChunk):
+                    message.response.insertText = house_style(message.response.insertText)
+                yield message
 
 
 def house_style(suggestion: str) -> str:
