@@ -126,11 +126,14 @@ async def query_ai_repr(
         reason = validate_name(name)
         if reason:  # defence in depth: callers validate, but nothing else may reach the kernel
             raise KernelQueryError(reason)
+    # A hanging repr costs up to ~3 timeouts (own repr, built-in, bounded repr): keep the
+    # whole answer inside ``timeout`` so the user hears "timed out", not "busy".
+    per_repr = max(0.2, min(repr_timeout, 0.8 * timeout / (3 * max(1, len(names)))))
     kwargs = {
         "mimetypes": list(mimetypes) if mimetypes else None,
         "max_chars": max_chars,
         "max_bytes": max_bytes,
-        "timeout": repr_timeout,
+        "timeout": round(per_repr, 2),
     }
     what = ", ".join(f"@{n}" for n in names)
     value = await evaluate(kernel, build_expression(names, kwargs), timeout=timeout, what=what)

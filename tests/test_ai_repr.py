@@ -50,12 +50,18 @@ def test_import_and_lazy_registration_import_nothing_heavy():
 
 
 def test_polars_absent_is_harmless():
-    # polars is registered by name; it is not installed here and nothing tries to import it.
-    from jupyter_ai_vision.ai_repr.builtins import BUILTINS
-
-    assert "polars.dataframe.frame.DataFrame" in BUILTINS
-    ai_repr(123)
-    assert "polars" not in sys.modules
+    # polars is registered by name; in an environment without it nothing tries to import it.
+    code = (
+        "import sys\n"
+        "sys.modules['polars'] = None  # as if not installed: any import fails\n"
+        "from jupyter_ai_vision.ai_repr import ai_repr\n"
+        "from jupyter_ai_vision.ai_repr.builtins import BUILTINS\n"
+        "assert 'polars.lazyframe.frame.LazyFrame' in BUILTINS\n"
+        "import pandas as pd\n"
+        "print(ai_repr(pd.DataFrame({'a': [1]}))['text/plain'].splitlines()[0])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "pandas.DataFrame: 1 rows × 1 columns"
 
 
 # ---------------------------------------------------------------------------- precedence
@@ -342,6 +348,28 @@ def test_pandas_series():
     text = ai_repr(pd.Series([3, 1, 2], name="n"))["text/plain"]
     assert text.startswith("pandas.Series 'n': 3 values, dtype int64")
     assert "min 1, max 3, mean 2" in text
+
+
+def test_polars_dataframe_series_and_lazyframe():
+    import polars as pl
+
+    df = pl.DataFrame({"x": [1, 2, None], "name": ["a", "b", "c"]})
+    text = ai_repr(df)["text/plain"]
+    assert text.startswith("polars.DataFrame: 3 rows × 2 columns")
+    assert "x: Int64" in text and "name: String" in text and "null counts" in text
+    assert ai_repr(df["x"])["text/plain"].startswith("polars.Series 'x': 3 values, dtype Int64")
+
+    calls = []
+
+    def spy(batch):
+        calls.append(1)
+        return batch
+
+    lazy = df.lazy().map_batches(spy).with_columns(pl.col("x") * 2)
+    text = ai_repr(lazy)["text/plain"]
+    assert text.startswith("polars.LazyFrame (not collected; schema only)")
+    assert "x: Int64" in text
+    assert calls == []  # the query plan never ran
 
 
 def test_numpy_arrays_and_small_uint8_images():

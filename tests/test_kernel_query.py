@@ -155,12 +155,12 @@ async def test_user_classes_with_sync_and_async_reprs(kernel):
 async def test_raising_and_hanging_reprs_fall_back(kernel):
     km, _ = kernel
     start = time.perf_counter()
-    parts, notes = await fetch_from_kernel(km, ["raising", "hanging"])
-    assert time.perf_counter() - start < 8
+    parts, notes = await fetch_from_kernel(km, ["raising", "hanging"], timeout=5)
+    assert time.perf_counter() - start < 5
     assert "Raising()" in text_of(parts, "raising")
     assert "Hanging()" in text_of(parts, "hanging")
     assert any("Raising._ai_repr_ raised RuntimeError: repr exploded" in n for n in notes)
-    assert any("Hanging._ai_repr_ timed out after 3 s" in n for n in notes)
+    assert any("Hanging._ai_repr_ timed out after 0.67 s" in n for n in notes)
 
 
 async def test_registry_override_and_restore_in_the_kernel(kernel):
