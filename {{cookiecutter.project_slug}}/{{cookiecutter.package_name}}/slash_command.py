@@ -35,13 +35,13 @@ class {{ cookiecutter.__class_prefix }}ChatHandler(SeeChatHandler):
     system_prompt: ClassVar[str] = PROMPT
 
     async def process_message(self, message: HumanChatMessage) -> None:
-        # SeeChatHandler reads "/see <question>": give it the question in that form (a copy,
-        # so the chat history keeps what the user typed).
+        # Hand /see's machinery the question without the command, on a copy of the message
+        # (the chat history keeps what the user typed).
         question = re.sub(rf"^\s*/{SLASH_ID}\b", "", message.prompt, count=1).strip()
-        await super().process_message(message.model_copy(update={"prompt": f"/see {question}"}))
+        await super().process_message(message.model_copy(update={"prompt": question}))
 
     async def _answer_with_footer(self, inputs: dict[str, Any], config: Any) -> AsyncIterator[str]:
-        # Put this command's prompt in place of /see's before the model is called.
+        # This command's prompt replaces /see's just before the model is called.
         async for chunk in super()._answer_with_footer(
             {**inputs, "system": self.system_prompt}, config
         ):
