@@ -71,8 +71,11 @@ def settings_for(provider: Any) -> CompletionSettings:
     """Settings from the provider's fields (``completion_*``), defaults otherwise."""
     defaults = CompletionSettings()
     values: dict[str, Any] = {}
+    extra = _model_kwargs_settings(provider)
     for attr, name in SETTING_NAMES.items():
         value = getattr(provider, attr, None)
+        if value is None:
+            value = extra.get(attr)
         if value is None or value == "":
             continue
         try:
@@ -82,6 +85,23 @@ def settings_for(provider: Any) -> CompletionSettings:
     values["context_cells"] = max(0, min(values.get("context_cells", 5), 50))
     values["max_images"] = max(0, min(values.get("max_images", 1), 4))
     return CompletionSettings(**values)
+
+
+def _model_kwargs_settings(provider: Any) -> dict[str, Any]:
+    """``completion_*`` model parameters the provider did not declare as fields end up in
+    its ``model_kwargs``: take them out, so they are read here and never sent to the API."""
+    kwargs = getattr(provider, "model_kwargs", None)
+    if not isinstance(kwargs, dict):
+        return {}
+    found = {k: kwargs[k] for k in SETTING_NAMES if k in kwargs}
+    stash = getattr(provider, "__dict__", {}).get("_completion_settings")
+    if found:
+        for k in found:
+            del kwargs[k]
+        with contextlib.suppress(Exception):
+            object.__setattr__(provider, "_completion_settings", {**(stash or {}), **found})
+        return {**(stash or {}), **found}
+    return dict(stash or {})
 
 
 def _coerce(value: Any, kind: type) -> Any:
@@ -649,6 +669,15 @@ def _error(exc: BaseException, provider: Any = None) -> CompletionError:
     return CompletionError(type=type(exc).__name__, title=title, traceback="")
 
 
+#: The vision provider appends a note for the chat when it had to drop images; in a
+#: completion it would be inserted into the user's code, so it is removed.
+_PROVIDER_NOTE = re.compile(r"\n\n_Images were not sent:[\s\S]*_\s*$")
+
+
+def _without_note(text: str) -> str:
+    return _PROVIDER_NOTE.sub("", text)
+
+
 def _text(message: Any) -> str:
     content = getattr(message, "content", message)
     if isinstance(content, str):
@@ -700,7 +729,8 @@ async def generate(
             reply_to=request.number,
             error=_error(exc, provider),
         )
-    return _reply(request, post_process(_text(message), request, markdown=prompt.markdown))
+    text = _without_note(_text(message))
+    return _reply(request, post_process(text, request, markdown=prompt.markdown))
 
 
 async def _invoke(provider: Any, prompt: Prompt, superseded: asyncio.Event) -> Any:
@@ -778,7 +808,7 @@ async def _stream_text(
             except StopAsyncIteration:
                 return
             raw += _text(chunk)
-            new = post_process(raw, request, markdown=prompt.markdown)
+            new = post_process(_without_note(raw), request, markdown=prompt.markdown)
             if new != text:
                 text = new
                 yield text
