@@ -35,7 +35,8 @@ MODEL = "openai/gpt-4o"
 
 CUSTOM = {
     "project_name": "Jupyter AI Plot Doctor",
-    "author_name": "Ada Lovelace",
+    "author_name": 'Ada "Countess" Lovelace',
+    "description": "Finds what is wrong in C:\\plots and ünïcode charts",
     "author_email": "ada@example.org",
     "provider_id": "plot-doctor",
     "provider_name": "Plot Doctor",
@@ -122,7 +123,8 @@ def test_custom_values_reach_every_file(generated: Path) -> None:
     assert files_under(generated) == expected_files("jupyter_ai_plot_doctor")
     meta = tomllib.loads((generated / "pyproject.toml").read_text())["project"]
     assert meta["name"] == "jupyter-ai-plot-doctor"
-    assert meta["authors"] == [{"name": "Ada Lovelace", "email": "ada@example.org"}]
+    assert meta["authors"] == [{"name": 'Ada "Countess" Lovelace', "email": "ada@example.org"}]
+    assert meta["description"] == CUSTOM["description"]
     assert meta["entry-points"]["jupyter_ai.model_providers"] == {
         "plot-doctor": "jupyter_ai_plot_doctor.provider:PlotDoctorProvider"
     }
