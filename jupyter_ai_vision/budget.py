@@ -30,9 +30,10 @@ class ImagePolicy:
     max_base64_chars: int = 54_000_000  # base64 text accepted (checked before decoding)
     max_svg_chars: int = 10_000_000  # SVG source accepted
     max_svg_pixels: int = 4_000_000  # hard cap on an SVG's rendered canvas
+    svg_timeout: float = 10.0  # seconds one SVG may take to render (the worker is killed)
+    svg_memory_bytes: int = 1_000_000_000  # address-space limit of the SVG render worker
     jpeg_quality: int = 85  # JPEG fallback quality (used only to meet max_image_bytes)
     png_compress_level: int = 6  # zlib level of PNGs we encode (1 fast/large .. 9 slow/small)
-    openai_detail: Literal["auto", "low", "high"] = "auto"  # OpenAI tile models: cost basis
 
     def fit(self, width: int, height: int) -> tuple[int, int]:
         """The size an image of ``width``×``height`` is sent at: never upscaled."""

@@ -11,14 +11,23 @@ re-written by a strict expat pass that:
 - pins the root ``width``/``height`` to the size the policy allows (and adds a
   ``viewBox`` so content scales), so the canvas can never exceed ``max_svg_pixels``.
 
-Only then is it rendered, in-process, with vl_convert.
+Only then is it rendered with vl_convert, in a small pool of persistent worker processes
+(``python -c``, address space limited by ``resource``, killed on timeout): some SVG
+constructs (e.g. a huge ``<pattern>``) still make resvg allocate terabytes and abort, and
+that must cost one SVG, never the Jupyter server.
 """
 
 from __future__ import annotations
 
+import atexit
 import math
+import os
 import re
-from typing import Any
+import struct
+import subprocess
+import sys
+import threading
+from typing import IO, Any
 from xml.parsers import expat
 
 from jupyter_ai_vision.budget import ImagePolicy, fit_within
@@ -39,14 +48,7 @@ def rasterize_svg(svg: bytes | str, policy: ImagePolicy) -> bytes:
     Raises :class:`ImageRejected` with a one-line reason."""
     text = _as_text(svg, policy)
     clean, (width, height) = sanitize_svg(text, policy)
-    import vl_convert
-
-    try:
-        png = vl_convert.svg_to_png(clean)
-    except Exception as exc:  # noqa: BLE001 - resvg parse/render errors
-        raise ImageRejected(
-            f"SVG could not be rendered: {str(exc).splitlines()[0][:200]}"
-        ) from None
+    png = _POOL.render(clean, policy)
     head = image_size(png)
     if head is None or head[0] * head[1] > policy.max_svg_pixels:
         raise ImageRejected("SVG could not be rendered: unexpected renderer output")
@@ -232,3 +234,143 @@ def _viewbox(value: str | None) -> tuple[float, float, float, float] | None:
 
 def _num(x: float) -> str:
     return f"{x:.6g}"
+
+
+# ---------------------------------------------------------------- render workers
+
+# Runs in the worker: read length-prefixed SVG text, answer status byte + length + payload.
+_WORKER = r"""
+import resource, struct, sys
+limit = int(sys.argv[1])
+if limit > 0:
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+import vl_convert
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+while True:
+    head = inp.read(4)
+    if len(head) < 4:
+        break
+    svg = inp.read(struct.unpack(">I", head)[0]).decode("utf-8")
+    try:
+        status, payload = b"K", vl_convert.svg_to_png(svg)
+    except Exception as exc:
+        status, payload = b"E", (str(exc).splitlines() or ["error"])[0][:200].encode()
+    out.write(status + struct.pack(">I", len(payload)) + payload)
+    out.flush()
+"""
+
+
+class _Worker:
+    def __init__(self, memory_bytes: int) -> None:
+        limit = memory_bytes if sys.platform != "win32" else 0
+        self.memory_bytes = memory_bytes
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _WORKER, str(limit)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # resvg's abort message is not for the server log
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
+
+    def render(self, svg: str, timeout: float) -> bytes:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        data = svg.encode("utf-8")
+        # A watchdog kills the worker on timeout: the blocking read then sees EOF.
+        timer = threading.Timer(timeout, self.proc.kill)
+        timer.start()
+        try:
+            self.proc.stdin.write(struct.pack(">I", len(data)) + data)
+            self.proc.stdin.flush()
+            status = _read(self.proc.stdout, 1)
+            (length,) = struct.unpack(">I", _read(self.proc.stdout, 4))
+            payload = _read(self.proc.stdout, length)
+        except (OSError, EOFError):
+            self.kill()
+            if not timer.is_alive():
+                raise ImageRejected(
+                    f"SVG rejected: rendering took longer than {timeout:g} s"
+                ) from None
+            raise ImageRejected(
+                "SVG rejected: it made the renderer run out of memory or crash"
+            ) from None
+        finally:
+            timer.cancel()
+        if status == b"E":
+            raise ImageRejected(f"SVG could not be rendered: {payload.decode(errors='replace')}")
+        return payload
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+def _read(stream: IO[bytes], n: int) -> bytes:
+    data = stream.read(n)
+    if data is None or len(data) < n:
+        raise EOFError
+    return data
+
+
+class _Pool:
+    """Up to ``size`` persistent workers; a dead or timed-out worker is replaced."""
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self._idle: list[_Worker] = []
+        self._count = 0
+        self._cond = threading.Condition()
+        atexit.register(self.shutdown)
+
+    def render(self, svg: str, policy: ImagePolicy) -> bytes:
+        worker = self._acquire(policy.svg_memory_bytes)
+        try:
+            return worker.render(svg, policy.svg_timeout)
+        finally:
+            self._release(worker)
+
+    def _acquire(self, memory_bytes: int) -> _Worker:
+        with self._cond:
+            while True:
+                while self._idle:
+                    worker = self._idle.pop()
+                    if worker.alive() and worker.memory_bytes == memory_bytes:
+                        return worker
+                    worker.kill()
+                    self._count -= 1
+                if self._count < self.size:
+                    self._count += 1
+                    break
+                self._cond.wait()
+        try:
+            return _Worker(memory_bytes)
+        except OSError as exc:
+            with self._cond:
+                self._count -= 1
+                self._cond.notify()
+            raise ImageRejected(f"SVG renderer could not start: {exc}") from None
+
+    def _release(self, worker: _Worker) -> None:
+        with self._cond:
+            if worker.alive():
+                self._idle.append(worker)
+            else:
+                worker.kill()
+                self._count -= 1
+            self._cond.notify()
+
+    def shutdown(self) -> None:
+        with self._cond:
+            for worker in self._idle:
+                worker.kill()
+            self._count -= len(self._idle)
+            self._idle.clear()
+
+
+_POOL = _Pool()
