@@ -188,12 +188,16 @@ def expand_references(
     notes = list(refs.notes)
     if not refs:
         _show(notes)
-        return messages, notes
+        return _replace(messages, index, text, [], notes), notes
     shell = _shell()
     namespace: Mapping[str, Any] = shell.user_ns if shell is not None else {}
     if shell is not None:
         install_capture(shell)
     model = getattr(provider, "model", None)
+    # Render images even for a text-only model: the provider then swaps them for stubs and
+    # tells the user exactly that images were left out (and how to send them).
+    if supports_images is False:
+        model, supports_images = None, True
 
     figure_entries: list[dict[str, Any]] = []
     names: list[str] = []
@@ -213,16 +217,23 @@ def expand_references(
         )
         parts.extend(fig_parts)
         notes.extend(more)
+    _show(notes)
+    return _replace(messages, index, text, parts, notes), notes
+
+
+def _replace(
+    messages: list[Any], index: int, text: str, parts: list[Any], notes: list[str]
+) -> list[Any]:
+    """Copy of ``messages`` whose message ``index`` holds the question, parts and notes."""
     content: list[dict[str, Any]] = [{"type": "text", "text": text}]
     if parts:
         content.append({"type": "text", "text": DATA_NOTE})
         content.extend(p.to_openai() for p in parts)
     if notes:
         content.append({"type": "text", "text": "Notes: " + " | ".join(notes)})
-    _show(notes)
     new = list(messages)
     new[index] = messages[index].model_copy(update={"content": content})
-    return new, notes
+    return new
 
 
 def _shell() -> Any:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from jupyter_ai_magics import BaseProvider
 from jupyter_ai_magics.base_provider import IntegerField, TextField
 from langchain_core.messages import AIMessageChunk, BaseMessage
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.prompts import PromptTemplate
 
 from jupyter_ai_vision import errors
@@ -458,10 +458,15 @@ def _note_chunk(note: str) -> ChatGenerationChunk:
 
 
 def _with_note(result: ChatResult, note: str | None) -> ChatResult:
-    if note and result.generations:
-        message = result.generations[0].message
-        message.content = f"{message.content}\n\n_{note}_"
-    return result
+    if not note or not result.generations:
+        return result
+    first = result.generations[0]
+    message = first.message.model_copy(update={"content": f"{first.message.content}\n\n_{note}_"})
+    # a new ChatGeneration: its .text is computed from the message at construction
+    generation = ChatGeneration(message=message, generation_info=first.generation_info)
+    return ChatResult(
+        generations=[generation, *result.generations[1:]], llm_output=result.llm_output
+    )
 
 
 if __name__ == "__main__":
