@@ -17,6 +17,7 @@ import json
 import os
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -61,6 +62,12 @@ def default_cache() -> ImageCache:
 
             _default_cache = ImageCache()
         return _default_cache
+
+
+def clear_caches() -> None:
+    """Forget every processed image (the default cache) and every probed payload."""
+    default_cache().clear()
+    _probe_memo.clear()
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -225,6 +232,7 @@ class _Probe:
     height: int
     exact: bool  # size read from the image itself (not a guess for a chart / SVG)
     data: bytes | None = None  # raw bytes of a raster, when already decoded
+    original_bytes: int = 0
     tokens: int = 0
 
     @property
@@ -281,6 +289,10 @@ class _ImageRun:
                     cand.payload if isinstance(cand.payload, bytes) else str(cand.payload).encode()
                 )
                 return _Probe(cand, _sha("svg", raw), *_svg_guess(raw), exact=False)
+            known = _probe_memo.get(cand.payload) if cand.source == "base64" else None
+            if known is not None:  # seen before: no need to decode and hash again
+                sha, w, h, nbytes = known
+                return _Probe(cand, sha, w, h, exact=w > 0, original_bytes=nbytes)
             data = (
                 decode_base64(cand.payload, self.policy)
                 if cand.source == "base64"
@@ -288,8 +300,11 @@ class _ImageRun:
             )
             head = image_size(data)
             w, h = (head[0], head[1]) if head else (0, 0)
+            sha = hashlib.sha256(data).hexdigest()
+            if cand.source == "base64":
+                _probe_memo.put(cand.payload, (sha, w, h, len(data)))
             return _Probe(
-                cand, hashlib.sha256(data).hexdigest(), w, h, exact=head is not None, data=data
+                cand, sha, w, h, exact=head is not None, data=data, original_bytes=len(data)
             )
         except ImageRejected as exc:
             return one_line(exc.reason)
@@ -353,11 +368,19 @@ class _ImageRun:
         return {p: prepared[p] for p in probes if p in chosen}
 
     def _prepare(self, p: _Probe) -> PreparedImage | str:
-        from jupyter_ai_vision.images import ImageRejected, prepare_image
+        from jupyter_ai_vision.images import ImageRejected, decode_base64, prepare_image
 
         try:
-            if p.data is not None:
-                return prepare_image(p.data, p.candidate.mime, self.policy, self.cache)
+            if p.candidate.source in ("base64", "bytes") and p.candidate.mime != "image/svg+xml":
+                hit = self.cache.get(p.sha256, self.policy)
+                if isinstance(hit, ImageRejected):
+                    raise hit
+                if hit is not None:
+                    return hit
+                data = p.data
+                if data is None:  # probed from the memo: decode now (cache miss)
+                    data = decode_base64(p.candidate.payload, self.policy)
+                return prepare_image(data, p.candidate.mime, self.policy, self.cache)
             # Charts and SVGs: cache the final image under the source's hash, so a warm
             # build neither renders nor rasterises again.
             hit = self.cache.get(p.sha256, self.policy)
@@ -393,7 +416,7 @@ class _ImageRun:
     def _tokens(self, width: int, height: int) -> int:
         from jupyter_ai_vision.budget import estimate_image_tokens
 
-        return estimate_image_tokens(self.profile, width, height, detail=self.policy.openai_detail)
+        return estimate_image_tokens(self.profile, width, height)
 
     def _part(self, p: _Probe, image: PreparedImage) -> ImagePart:
         return ImagePart(
@@ -403,12 +426,55 @@ class _ImageRun:
             height=image.height,
             original_width=image.original_width,
             original_height=image.original_height,
-            original_bytes=len(p.data) if p.data is not None else image.original_bytes,
+            original_bytes=p.original_bytes or image.original_bytes,
             tokens=self._tokens(image.width, image.height),
             sha256=p.sha256,
             provenance=p.candidate.provenance,
             caption=p.candidate.caption,
         )
+
+
+class _ProbeMemo:
+    """Byte-bounded LRU: base64 payload -> (sha256, width, height, decoded bytes).
+
+    Keyed by the payload string itself: a warm build of the same notebook finds it by the
+    string's cached hash, a re-read notebook by one hash + compare, both far cheaper than
+    base64-decoding and hashing every image again.
+    """
+
+    def __init__(self, max_chars: int = 64_000_000) -> None:
+        self.max_chars = max_chars
+        self._items: OrderedDict[str, tuple[str, int, int, int]] = OrderedDict()
+        self._chars = 0
+        self._lock = threading.Lock()
+
+    def get(self, payload: Any) -> tuple[str, int, int, int] | None:
+        if not isinstance(payload, str):
+            return None
+        with self._lock:
+            item = self._items.get(payload)
+            if item is not None:
+                self._items.move_to_end(payload)
+            return item
+
+    def put(self, payload: Any, item: tuple[str, int, int, int]) -> None:
+        if not isinstance(payload, str) or len(payload) > self.max_chars:
+            return
+        with self._lock:
+            if payload not in self._items:
+                self._chars += len(payload)
+            self._items[payload] = item
+            while self._chars > self.max_chars:
+                old, _ = self._items.popitem(last=False)
+                self._chars -= len(old)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._chars = 0
+
+
+_probe_memo = _ProbeMemo()
 
 
 def _map(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
