@@ -72,21 +72,21 @@ def render_vegalite(
     """
     if not isinstance(spec, dict):
         raise RenderError("Vega-Lite spec is not a JSON object; expected a chart spec dict")
-    url = find_data_url(spec)
-    if url is not None:
-        raise RenderError(
-            f"chart not rendered: its data is loaded from {_short(url)}, which is never "
-            "fetched; embed the data in the chart (e.g. alt.Chart(dataframe)) to let the AI see it"
-        )
+    reason = unsafe_reason(spec)
+    if reason is not None:
+        raise RenderError(f"chart not rendered: {reason}")
     import vl_convert as vlc
 
     version = vl_version or _vl_version(spec, vlc)
     try:
         with _LOCK:
-            scale = _safe_scale(vlc, spec, version, scale, max_pixels)
-            return bytes(
-                vlc.vegalite_to_png(spec, vl_version=version, scale=scale, allowed_base_urls=[])
-            )
+            # Same result as vegalite_to_png (which renders this SVG too), but the size is
+            # known before rasterising: a huge canvas aborts the process inside vl-convert.
+            svg = vlc.vegalite_to_svg(_clamped(spec), vl_version=version, allowed_base_urls=[])
+            if _EXTERNAL.search(svg):
+                raise RenderError("chart not rendered: it references external images or files")
+            scale = _safe_scale(svg, scale, max_pixels)
+            return bytes(vlc.svg_to_png(svg, scale=scale))
     except RenderError:
         raise
     except Exception as exc:  # vl-convert raises ValueError / plain Exception
@@ -99,6 +99,30 @@ def find_data_url(spec: Any) -> str | None:
         data = node.get("data")
         if isinstance(data, dict) and isinstance(data.get("url"), str):
             return str(data["url"])
+    return None
+
+
+def unsafe_reason(spec: Any) -> str | None:
+    """Why rendering ``spec`` could load something from outside the spec, or None if it cannot.
+
+    Data URLs are refused (``allowed_base_urls=[]`` blocks remote ones but not every local
+    path). Image marks are refused too: vl-convert loads their pictures from any URL or local
+    file even with ``allowed_base_urls=[]`` (measured with vl-convert 1.9).
+    """
+    url = find_data_url(spec)
+    if url is not None:
+        return (
+            f"its data is loaded from {_short(url)}, which is never fetched; embed the data "
+            "in the chart (e.g. alt.Chart(dataframe)) to let the AI see it"
+        )
+    for node in _walk(spec):
+        if _mark(node.get("mark")) == "image" or (
+            isinstance(node.get("encoding"), dict) and "url" in node["encoding"]
+        ):
+            return (
+                "it uses image marks, whose pictures would be loaded from URLs or files "
+                "(never done); charts with other marks are rendered"
+            )
     return None
 
 
@@ -255,26 +279,53 @@ def _vl_version(spec: dict[str, Any], vlc: Any) -> str | None:
 
 
 _SVG_SIZE = re.compile(r'<svg[^>]*?\swidth="([\d.]+)"[^>]*?\sheight="([\d.]+)"')
+# Vega's SVG holds <image> only for image marks (refused earlier); never let resvg load one.
+_EXTERNAL = re.compile(r"<image\b|<use\b[^>]*href=\"(?!#)|@import|url\((?!#)", re.IGNORECASE)
+#: Largest width/height/step a chart may ask for (larger values are clamped before rendering;
+#: Vega's own layout of a 40000-px axis takes seconds).
+MAX_VIEW_EDGE = 2000
+MAX_STEP = 50
 
 
-def _safe_scale(
-    vlc: Any, spec: dict[str, Any], version: str | None, scale: float, cap: int
-) -> float:
-    """Lower ``scale`` so the PNG stays within ``cap`` pixels and MAX_RENDER_EDGE.
+def _clamped(spec: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``spec`` with every explicit width/height/step clamped (data rows shared)."""
 
-    The SVG is rendered first (cheap, and safe at any size) to learn the chart's size.
-    """
-    svg = vlc.vegalite_to_svg(spec, vl_version=version, allowed_base_urls=[])
+    def clamp(node: Any, key: str | None) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for k, v in node.items():
+                if k in ("values", "datasets"):
+                    out[k] = v  # inline data: not copied
+                elif k in (
+                    "width",
+                    "height",
+                    "continuousWidth",
+                    "continuousHeight",
+                    "discreteWidth",
+                    "discreteHeight",
+                ) and isinstance(v, int | float):
+                    out[k] = min(v, MAX_VIEW_EDGE)
+                elif k == "step" and isinstance(v, int | float):
+                    out[k] = min(v, MAX_STEP)
+                else:
+                    out[k] = clamp(v, k)
+            return out
+        if isinstance(node, list):
+            return [clamp(v, key) for v in node]
+        return node
+
+    return clamp(spec, None)  # type: ignore[no-any-return]
+
+
+def _safe_scale(svg: str, scale: float, cap: int) -> float:
+    """Lower ``scale`` so the PNG stays within ``cap`` pixels and MAX_RENDER_EDGE."""
     match = _SVG_SIZE.search(svg[:4000])
     if not match:
-        return scale
+        raise RenderError("chart not rendered: the renderer produced no sized image")
     width, height = float(match.group(1)), float(match.group(2))
     if width <= 0 or height <= 0:
         raise RenderError("chart not rendered: it has an empty canvas (width or height 0)")
-    fit = min(
-        (cap / (width * height)) ** 0.5,
-        MAX_RENDER_EDGE / max(width, height),
-    )
+    fit = min((cap / (width * height)) ** 0.5, MAX_RENDER_EDGE / max(width, height))
     return min(scale, fit)
 
 
@@ -311,12 +362,17 @@ def _looks_like_vegalite(obj: dict[str, Any]) -> bool:
 
 
 def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    """Every object in a spec, skipping inline data rows (``values``, ``datasets``)."""
     stack = [node]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
             yield item
-            stack.extend(v for v in item.values() if isinstance(v, (dict, list)))
+            stack.extend(
+                v
+                for k, v in item.items()
+                if isinstance(v, (dict, list)) and k not in ("values", "datasets")
+            )
         elif isinstance(item, list):
             stack.extend(v for v in item if isinstance(v, (dict, list)))
 
