@@ -107,10 +107,14 @@ class _Sanitizer:
     # -- rejections: nothing in a DTD is needed to draw an SVG
     def _doctype(self, name: str, sysid: Any, pubid: Any, has_internal_subset: int) -> None:
         if has_internal_subset:
-            raise ImageRejected("SVG rejected: DOCTYPE declarations are not allowed (XXE risk)")
+            raise ImageRejected(
+                "SVG rejected: inline DOCTYPE declarations and entities are not allowed (XXE risk)"
+            )
 
     def _entity(self, *args: Any) -> None:
-        raise ImageRejected("SVG rejected: XML entity declarations are not allowed (XXE risk)")
+        raise ImageRejected(
+            "SVG rejected: inline DOCTYPE declarations and entities are not allowed (XXE risk)"
+        )
 
     def _external(self, *args: Any) -> int:
         raise ImageRejected("SVG rejected: external entities are not allowed (XXE risk)")
@@ -194,9 +198,7 @@ class _Sanitizer:
         if vb is None:  # user units are px: a viewBox equal to the size keeps the drawing
             attrs["viewBox"] = f"0 0 {_num(w)} {_num(h)}"
         pixels = min(self.policy.max_pixels, self.policy.max_svg_pixels)
-        tw, th = fit_within(
-            max(1, math.ceil(w)), max(1, math.ceil(h)), self.policy.max_edge, pixels
-        )
+        tw, th = fit_within(max(1, int(w)), max(1, int(h)), self.policy.max_edge, pixels)
         attrs["width"], attrs["height"] = str(tw), str(th)
         self.size = (tw, th)
         return attrs
