@@ -182,13 +182,14 @@ def main() -> None:
     first = build_context(nb, model=args.model, cache=ImageCache())
     first_s = time.perf_counter() - t
 
-    colds = []
+    colds, cpus = [], []
     for _ in range(args.runs):
         clear_caches()  # nothing remembered from earlier runs
         cache = ImageCache()
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         ctx = build_context(nb, model=args.model, cache=cache)
         colds.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
     warms = []
     for _ in range(args.runs):
         t = time.perf_counter()
