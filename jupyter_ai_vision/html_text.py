@@ -82,8 +82,14 @@ def html_to_text(
     notes.extend(parser.notes)
     if kind == "html" and parser.table_count and len(text) <= 2 * parser.table_chars + 80:
         kind = "table"  # mostly a table (e.g. a pandas DataFrame)
-    if kind == "plotly" and not text.strip():
-        text = "[Plotly figure (interactive HTML, not rendered)]"
+    if kind == "plotly":
+        from jupyter_ai_vision.plotly_figures import figure_from_html, summarize_figure
+
+        fig = figure_from_html(html)
+        described = summarize_figure(fig) if fig is not None else "Plotly figure"
+        text = f"[{described}]\n[interactive Plotly HTML, not rendered]" + (
+            "\n" + text if text.strip() else ""
+        )
     if kind == "vega-lite" and not text.strip():
         text = "[Vega-Lite chart (interactive HTML)]"
     if notes:

@@ -6,6 +6,8 @@ from the output bundle when there is one, and this summary otherwise (and as a c
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 #: Mime of Plotly's figure JSON in notebook outputs.
@@ -48,6 +50,39 @@ def summarize_figure(fig: dict[str, Any], *, max_chars: int = 1500) -> str:
     if len(text) > max_chars:
         text = text[: max_chars - 1].rstrip() + "…"
     return text
+
+
+def figure_from_html(html: str) -> dict[str, Any] | None:
+    """The figure JSON (``{"data", "layout"}``) that Plotly's HTML output passes to
+    ``Plotly.newPlot(id, data, layout, config)``, or None."""
+    match = _NEW_PLOT.search(html)
+    if not match:
+        return None
+    decoder = json.JSONDecoder()
+    pos = match.end()
+    try:
+        _, pos = decoder.raw_decode(html, pos)  # the div id
+        values = []
+        for _ in range(2):
+            pos = _skip_comma(html, pos)
+            value, pos = decoder.raw_decode(html, pos)
+            values.append(value)
+    except ValueError:
+        return None
+    data, layout = values
+    if not isinstance(data, list) or not isinstance(layout, dict):
+        return None
+    return {"data": data, "layout": layout}
+
+
+_NEW_PLOT = re.compile(r"Plotly\.newPlot\(\s*")
+
+
+def _skip_comma(text: str, pos: int) -> int:
+    match = re.compile(r"\s*,\s*").match(text, pos)
+    if not match:
+        raise ValueError("expected a comma")
+    return match.end()
 
 
 def _trace(index: int, trace: dict[str, Any]) -> str:
