@@ -116,7 +116,7 @@ class SeeChatHandler(BaseChatHandler):
                 yield chunk
         except Exception as e:
             self._log_exc(e)
-            yield ("\n\n" if produced else "") + self._redact(_user_message(e))
+            yield ("\n\n" if produced else "") + self._redact(_user_message(e, self._secrets()))
             return
         finally:
             await _close(stream)
@@ -132,7 +132,8 @@ class SeeChatHandler(BaseChatHandler):
         await super().on_message(message)
 
     async def process_message(self, message: HumanChatMessage) -> None:
-        self.get_llm_chain()
+        # Creating the chat model may import heavy libraries (litellm: seconds): off the loop.
+        await asyncio.to_thread(self.get_llm_chain)
         if self.llm_chain is None:
             self.reply("No chat model is selected: choose one in the chat settings.", message)
             return
@@ -156,8 +157,11 @@ class SeeChatHandler(BaseChatHandler):
         extra_parts, notes = await self._kernel_references(target, question)
         ctx.parts.extend(extra_parts)
         request = _Request(footer=self._footer(ctx, target, notes))
+        human = ctx.to_langchain_messages(question)[-1]
+        if not ctx.images:  # plain text content works with every chat model and LLM
+            human.content = "\n".join(p["text"] for p in human.content if p["type"] == "text")
         inputs = {
-            "input": ctx.to_langchain_messages(question)[-1],
+            "input": human,
             "system": SYSTEM_PROMPT,
             "request": request,
         }
@@ -185,7 +189,7 @@ class SeeChatHandler(BaseChatHandler):
             target.notebook,
             focus=target.focus,
             model=self._model_name(),
-            supports_images=self._supports_images(),
+            supports_images=await self._supports_images(),
             root_dir=self.root_dir,
             path=target.path,
             cache=self._cache(),
@@ -212,7 +216,7 @@ class SeeChatHandler(BaseChatHandler):
             list(names),
             timeout=5.0,
             model=self._model_name(),
-            supports_images=self._supports_images(),
+            supports_images=await self._supports_images(),
             cache=self._cache(),
         )
         return list(parts), [*notes, *more]
@@ -222,13 +226,21 @@ class SeeChatHandler(BaseChatHandler):
         params = self.llm_params or self.config_manager.lm_provider_params or {}
         return params.get("model_id")
 
-    def _supports_images(self) -> bool | None:
-        probe = getattr(self.llm, "supports_images", None)
-        if callable(probe):
-            try:
-                return probe()
-            except Exception:  # an unknown model is not a reason to fail
-                self.log.debug("supports_images() failed", exc_info=True)
+    async def _supports_images(self) -> bool | None:
+        """Whether the chat model takes images (None: unknown, images are sent)."""
+        from langchain_core.language_models import BaseChatModel
+
+        if self.llm is not None and not isinstance(self.llm, BaseChatModel):
+            return False  # a text-completion LLM: message content must be plain text
+        try:
+            probe = getattr(self.llm, "asupports_images", None)
+            if callable(probe):
+                return await probe()
+            probe = getattr(self.llm, "supports_images", None)
+            if callable(probe):
+                return await asyncio.to_thread(probe)
+        except Exception:  # an unknown model is not a reason to fail
+            self.log.debug("supports_images() failed", exc_info=True)
         return None
 
     def _cache(self) -> Any:
@@ -272,7 +284,7 @@ class SeeChatHandler(BaseChatHandler):
     async def handle_exc(self, e: Exception, message: HumanChatMessage) -> None:
         """One line in the chat, details (secrets redacted) in the server log."""
         self._log_exc(e)
-        self.reply(self._redact(_user_message(e)), message)
+        self.reply(self._redact(_user_message(e, self._secrets())), message)
 
     def _log_exc(self, e: BaseException) -> None:
         self.log.error("/see failed: %s", self._redact(f"{type(e).__name__}: {e}"))
@@ -356,11 +368,11 @@ async def _kernel_for(settings: Mapping[str, Any] | None, path: str) -> Any:
     return None
 
 
-def _user_message(exc: BaseException) -> str:
+def _user_message(exc: BaseException, secrets: set[str]) -> str:
     """The provider's one-line message for model errors; a generic line otherwise."""
     try:
         from jupyter_ai_vision.errors import user_message
 
-        return user_message(exc)
+        return user_message(exc, secrets=secrets)
     except Exception:
         return f"/see failed ({type(exc).__name__}); see the Jupyter server log for details."
