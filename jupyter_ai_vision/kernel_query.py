@@ -126,9 +126,9 @@ async def query_ai_repr(
         reason = validate_name(name)
         if reason:  # defence in depth: callers validate, but nothing else may reach the kernel
             raise KernelQueryError(reason)
-    # A hanging repr costs up to ~3 timeouts (own repr, built-in, bounded repr): keep the
-    # whole answer inside ``timeout`` so the user hears "timed out", not "busy".
-    per_repr = max(0.2, min(repr_timeout, 0.8 * timeout / (3 * max(1, len(names)))))
+    # Share ``timeout`` between the names so that a hanging repr still lets the answer arrive
+    # in time, but never below 3 s: a chart's first render in a fresh kernel takes ~0.6-2 s.
+    per_repr = min(repr_timeout, max(3.0, 0.8 * timeout / max(1, len(names))))
     kwargs = {
         "mimetypes": list(mimetypes) if mimetypes else None,
         "max_chars": max_chars,
@@ -226,7 +226,8 @@ async def _evaluate_with(
             raise KernelDead(_dead_message(what)) from None
         raise KernelBusy(
             f"the kernel is busy: {what or 'the variable'} could not be read within "
-            f"{timeout:g} s; try again when the running cell finishes"
+            f"{timeout:g} s (a cell is running, or the representation is slow); "
+            "try again when the running cell finishes"
         ) from None
     content = reply.get("content", {})
     if content.get("status") != "ok":

@@ -466,3 +466,14 @@ def test_exception_with_traceback():
     text = ai_repr(error)["text/plain"]
     assert text.startswith("exception ValueError: bad value")
     assert "Traceback (most recent call last)" in text and "in inner" in text
+
+
+def test_attributes_invented_by_getattr_are_not_reprs():
+    class Proxy:
+        def __getattr__(self, name):
+            return lambda **kw: {"text/plain": f"invented {name}"}
+
+        def __repr__(self):
+            return "Proxy()"
+
+    assert ai_repr(Proxy()) == {"text/plain": f"{MOD}.Proxy: Proxy()"}

@@ -115,7 +115,9 @@ def image_size(part: ImagePart) -> tuple[int, int]:
 
 async def test_real_objects_from_the_kernel(kernel):
     km, _ = kernel
-    parts, notes = await fetch_from_kernel(km, ["df", "fig", "ax", "img", "arr", "chart"])
+    # the chart's first render starts vl-convert in the kernel: allow for a loaded machine
+    names = ["df", "fig", "ax", "img", "arr", "chart"]
+    parts, notes = await fetch_from_kernel(km, names, timeout=30)
     assert notes == []
     df_text = text_of(parts, "df")
     assert "pandas.DataFrame: 3 rows × 2 columns" in df_text and "Oslo" in df_text
@@ -160,7 +162,7 @@ async def test_raising_and_hanging_reprs_fall_back(kernel):
     assert "Raising()" in text_of(parts, "raising")
     assert "Hanging()" in text_of(parts, "hanging")
     assert any("Raising._ai_repr_ raised RuntimeError: repr exploded" in n for n in notes)
-    assert any("Hanging._ai_repr_ timed out after 0.67 s" in n for n in notes)
+    assert any("Hanging._ai_repr_ timed out after 3 s" in n for n in notes)
 
 
 async def test_registry_override_and_restore_in_the_kernel(kernel):
@@ -245,8 +247,8 @@ async def test_busy_kernel(kernel):
     assert time.perf_counter() - start < 1.5
     assert parts == []
     assert notes == [
-        "the kernel is busy: @df could not be read within 0.8 s; "
-        "try again when the running cell finishes"
+        "the kernel is busy: @df could not be read within 0.8 s (a cell is running, or the "
+        "representation is slow); try again when the running cell finishes"
     ]
     reply = await client._async_get_shell_msg(timeout=10)
     assert reply["parent_header"]["msg_id"] == msg_id

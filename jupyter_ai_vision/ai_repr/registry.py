@@ -39,6 +39,9 @@ Bundle = dict[str, Any]
 DEFAULT_MAX_CHARS = 8_000  # per text value
 DEFAULT_MAX_BYTES = 4_000_000  # per binary value (decoded image bytes)
 DEFAULT_TIMEOUT = 5.0  # seconds per repr call
+#: Our own built-ins are bounded by design but a first chart render (vl-convert starting up)
+#: can take seconds on a loaded machine: they get at least this long.
+BUILTIN_MIN_TIMEOUT = 10.0
 
 #: Standard kwargs every repr may receive; a repr gets only those its signature accepts
 #: (or all of them if it takes ``**kwargs``). Unknown caller kwargs are passed the same way.
@@ -377,6 +380,10 @@ class AiReprRegistry:
             out.append(("registered", f"registered ai_repr for {name}", fn, True))
         if not isinstance(obj, type):
             for attr in ("_ai_repr_", "_async_ai_repr_"):
+                # Defined on the class, like IPython's formatters: objects whose __getattr__
+                # invents any attribute (mocks, proxies) are not taken at their word.
+                if not any(attr in vars(k) for k in type(obj).__mro__):
+                    continue
                 method = _safe_getattr(obj, attr)
                 if callable(method):
                     out.append((attr, f"{name}.{attr}", method, False))
@@ -399,6 +406,8 @@ class AiReprRegistry:
         deadline = time.monotonic() + timeout * 2  # the whole chain, not just one repr
         for source, label, fn, takes_obj in self.candidates(obj):
             budget = max(0.05, min(timeout, deadline - time.monotonic()))
+            if source == "builtin":
+                budget = max(budget, BUILTIN_MIN_TIMEOUT)
             call_kwargs = _accepted_kwargs(fn, kwargs, skip_first=takes_obj)
             args = (obj,) if takes_obj else ()
             try:
