@@ -243,6 +243,30 @@ def installed(generated: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     }
 
 
+@pytest.fixture(scope="module")
+def generated_suite(
+    installed: dict[str, str], generated: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """The generated package's own tests, started in the background as soon as it is installed
+    (they mostly wait for imports: they overlap with the server tests)."""
+    log = tmp_path_factory.mktemp("generated-suite") / "pytest.log"
+    # pytest's own script (not ``python -m pytest``), so the installed copy is imported, not
+    # the sources in the working directory.
+    pytest_bin = str(Path(sys.executable).with_name("pytest"))
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [pytest_bin, "-q", "-p", "no:cacheprovider"],
+            cwd=generated,
+            env=installed,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    yield proc, log
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
 _PROBE = """
 import json
 from importlib.metadata import entry_points
@@ -261,7 +285,9 @@ print(json.dumps(out))
 """
 
 
-def test_entry_points_load_in_a_fresh_interpreter(installed: dict[str, str], tmp_path: Path):
+def test_entry_points_load_in_a_fresh_interpreter(
+    installed: dict[str, str], generated_suite: Any, tmp_path: Path
+) -> None:
     code = _PROBE % (CUSTOM["provider_id"], CUSTOM["slash_id"])
     found = json.loads(run([sys.executable, "-c", code], env=installed, cwd=tmp_path))
     assert found == {
@@ -284,18 +310,12 @@ def test_entry_points_load_in_a_fresh_interpreter(installed: dict[str, str], tmp
     }
 
 
-def test_generated_package_tests_pass(installed: dict[str, str], generated: Path) -> None:
-    # pytest's own script (not ``python -m pytest``), so the installed copy is imported, not
-    # the sources in the working directory.
-    pytest_bin = str(Path(sys.executable).with_name("pytest"))
-    output = run([pytest_bin, "-q", "-p", "no:cacheprovider"], env=installed, cwd=generated)
-    summary = output.strip().splitlines()[-1]
-    assert " passed" in summary and "failed" not in summary and "skipped" not in summary, output
-
-
 @pytest.fixture(scope="module")
 def module_server(
-    installed: dict[str, str], model_server: Any, tmp_path_factory: pytest.TempPathFactory
+    installed: dict[str, str],
+    generated_suite: Any,
+    model_server: Any,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[JupyterServer]:
     """A real Jupyter server whose chat model is the generated provider -> model_server."""
     language_model = f"{CUSTOM['provider_id']}:{MODEL}"
@@ -361,3 +381,12 @@ async def test_slash_command_answers_in_the_chat_with_its_own_prompt(
     assert "what is wrong with it?" in text and "/diagnose" not in text
     (figure,) = images_in(request)
     assert figure.size == (48, 48)
+
+
+def test_generated_package_tests_pass(generated_suite: tuple[subprocess.Popen[bytes], Path]):
+    proc, log = generated_suite
+    returncode = proc.wait(timeout=300)
+    output = log.read_text(errors="replace")
+    assert returncode == 0, output[-3000:]
+    summary = output.strip().splitlines()[-1]
+    assert " passed" in summary and "failed" not in summary and "skipped" not in summary, output
