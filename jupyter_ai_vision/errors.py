@@ -156,7 +156,7 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
-    return _SECRETS.sub(lambda m: (m.group(3) or "") + "***", text)
+    return _SECRETS.sub(lambda m: (m.group(2) or "") + "***", text)
 
 
 def detail(exc: BaseException, *, limit: int = 200) -> str:
