@@ -477,3 +477,13 @@ def test_attributes_invented_by_getattr_are_not_reprs():
             return "Proxy()"
 
     assert ai_repr(Proxy()) == {"text/plain": f"{MOD}.Proxy: Proxy()"}
+
+
+def test_formatter_and_format_use_the_builtins_from_the_start():
+    code = (
+        "from jupyter_ai_vision.ai_repr import formatter, registry\n"
+        "r = registry.format(KeyError('k'))\n"
+        "print(r.source, formatter(KeyError('k'))['text/plain'].splitlines()[0])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "builtin exception KeyError: 'k'"

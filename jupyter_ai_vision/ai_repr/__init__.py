@@ -32,3 +32,13 @@ __all__ = [
 
 #: The JEP's name for the registry: ``formatter(obj)`` is ``ai_repr(obj)``.
 formatter = registry
+
+
+def _install_builtins() -> None:
+    # Records dotted class names only: none of those libraries is imported.
+    from jupyter_ai_vision.ai_repr.builtins import install
+
+    install(registry)
+
+
+_install_builtins()

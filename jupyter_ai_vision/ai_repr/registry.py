@@ -507,20 +507,8 @@ async def ai_repr_async(
 
 
 def _default() -> AiReprRegistry:
-    # Built-ins are installed on first use (installing only records dotted names).
-    global _installed
-    if not _installed:
-        with _install_lock:
-            if not _installed:
-                from jupyter_ai_vision.ai_repr.builtins import install
-
-                install(registry)
-                _installed = True
+    # The package's __init__ (always imported before this module) installs the built-ins.
     return registry
-
-
-_installed = False
-_install_lock = threading.Lock()
 
 
 def register(type_or_name: type | str, fn: ReprFunc) -> ReprFunc | None:
