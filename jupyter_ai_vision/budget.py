@@ -25,9 +25,9 @@ class ImagePolicy:
     max_image_tokens: int = 10_000  # estimated image tokens per request
     window_fraction: float = 0.15  # ... and at most this share of the model's input window
     max_image_bytes: int = 3_750_000  # encoded bytes per sent image (Anthropic: 5 MB base64)
-    max_input_bytes: int = 40_000_000  # raw bytes of an image we accept to look at
+    max_input_bytes: int = 20_000_000  # raw bytes of an image we look at (OpenAI: 20 MB)
     max_decode_pixels: int = 64_000_000  # decompression-bomb cap, checked from the header
-    max_base64_chars: int = 54_000_000  # base64 text accepted (checked before decoding)
+    max_base64_chars: int = 27_000_000  # base64 text accepted (~20 MB), checked before decoding
     max_svg_chars: int = 10_000_000  # SVG source accepted
     max_svg_pixels: int = 4_000_000  # hard cap on an SVG's rendered canvas
     svg_timeout: float = 10.0  # seconds one SVG may take to render (the worker is killed)
