@@ -20,7 +20,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from jupyter_ai_vision.extract import ImageCandidate, extract, one_line
@@ -47,6 +47,8 @@ DATA_NOT_INSTRUCTIONS = (
 _CHART_GUESS = (450, 350)
 _SVG_GUESS = (800, 600)
 _MAX_ROUNDS = 4
+#: Characters of notebook text sent at most (about 30k tokens); less for small windows.
+MAX_TEXT_CHARS = 120_000
 
 _default_cache: ImageCache | None = None
 _pool: ThreadPoolExecutor | None = None
@@ -93,12 +95,15 @@ def build_context(
     exclude_sha256: Iterable[str] = (),
     include_sources: bool = True,
     question: str | None = None,
+    max_text_chars: int | None = None,
 ) -> VisionContext:
     """What ``model`` will see of ``notebook`` (a YNotebook, nbformat dict or path).
 
     ``focus``: cell id or index (its figures are sent first, then the nearest preceding
     ones). ``exclude_sha256``: images already sent in this conversation (become a stub).
-    ``question``: appended after the notebook content. Raises :class:`NotebookError`.
+    ``question``: appended after the notebook content. ``max_text_chars``: notebook text cap
+    (default: 120k characters, less for small model windows; the cells farthest from the
+    focus are shortened first). Raises :class:`NotebookError`.
     """
     snapshot = load_notebook(notebook, path=path, root_dir=root_dir)
     return build_from_snapshot(
@@ -111,6 +116,7 @@ def build_context(
         exclude_sha256=exclude_sha256,
         include_sources=include_sources,
         question=question,
+        max_text_chars=max_text_chars,
     )
 
 
@@ -143,6 +149,7 @@ def build_from_snapshot(
     exclude_sha256: Iterable[str] = (),
     include_sources: bool = True,
     question: str | None = None,
+    max_text_chars: int | None = None,
 ) -> VisionContext:
     """Build a context from an already taken :class:`NotebookSnapshot`."""
     from jupyter_ai_vision.budget import ImagePolicy, model_profile
@@ -167,16 +174,22 @@ def build_from_snapshot(
     skipped = list(extraction.skipped)
     images_supported = profile.supports_images is not False
     resolved = run.resolve([s for s in extraction.slots if isinstance(s, ImageCandidate)])
+    limit = max_text_chars or _text_limit(profile)
+    omitted = _fit_text(extraction.slots, focus_index, limit)
+    if omitted:
+        skipped.append(SkippedItem(Provenance(kind="note"), omitted))
     parts: list[Part] = [TextPart(_opening(snapshot, focus_index, len(snapshot.cells)))]
     number = 0
     for slot in extraction.slots:
         if isinstance(slot, TextPart):
-            parts.append(replace(slot, text=_defuse(slot.text)))
+            if slot.text:
+                parts.append(replace(slot, text=_defuse(slot.text)))
             continue
         outcome = resolved[id(slot)]
         if isinstance(outcome, ImagePart):
             number += 1
-            parts.append(TextPart(_marker(number, outcome), outcome.provenance))
+            note = run.notes.get(id(outcome))
+            parts.append(TextPart(_marker(number, outcome, note), outcome.provenance))
             parts.append(outcome)
         else:
             stub, reason = outcome
@@ -194,6 +207,51 @@ def build_from_snapshot(
         model=model,
         images_supported=images_supported,
         focus_cell_index=focus_index,
+    )
+
+
+def _text_limit(profile: ModelProfile) -> int:
+    """Characters of notebook text: at most ~40 % of the model's window (4 chars a token)."""
+    if profile.input_window:
+        return max(8_000, min(MAX_TEXT_CHARS, int(profile.input_window * 4 * 0.4)))
+    return MAX_TEXT_CHARS
+
+
+def _fit_text(slots: list[Any], focus_index: int | None, limit: int) -> str | None:
+    """Shrink the text of the cells farthest from the focus until the total fits ``limit``.
+
+    Each shrunk cell keeps a one-line header so the model knows it exists; images and stubs
+    are untouched. Returns a one-line note when anything was omitted.
+    """
+    from jupyter_ai_vision.budget import priority_order
+
+    texts = [s for s in slots if isinstance(s, TextPart)]
+    total = sum(len(t.text) for t in texts)
+    if total <= limit:
+        return None
+    by_cell: dict[int, list[TextPart]] = {}
+    for t in texts:
+        if t.provenance.cell_index is not None:
+            by_cell.setdefault(t.provenance.cell_index, []).append(t)
+    cells = sorted(by_cell)
+    shrunk = 0
+    for pos in reversed(priority_order(list(cells), focus_index)):
+        if total <= limit:
+            break
+        index = cells[pos]
+        if index == focus_index:
+            continue
+        for t in by_cell[index]:
+            new = (
+                f"## Cell {index} [text omitted to fit the context]"
+                if t.provenance.kind == "source"
+                else ""
+            )
+            total += len(new) - len(t.text)
+            t.text = new
+        shrunk += 1
+    return (
+        f"text of {shrunk} cells far from the focus omitted to fit the context ({limit} characters)"
     )
 
 
@@ -250,6 +308,7 @@ class _ImageRun:
     cache: ImageCache
     focus_index: int | None
     exclude: frozenset[str]
+    notes: dict[int, str] = field(default_factory=dict)
 
     def resolve(self, candidates: list[ImageCandidate]) -> dict[int, Outcome]:
         """Decide, for every candidate, the image sent or the stub that replaces it."""
@@ -262,7 +321,10 @@ class _ImageRun:
             return outcomes
         prepared = self._select_and_prepare(probes, outcomes)
         for p, image in prepared.items():
-            outcomes[id(p.candidate)] = self._part(p, image)
+            part = self._part(p, image)
+            outcomes[id(p.candidate)] = part
+            if image.note:  # e.g. "labelled image/png but is JPEG"
+                self.notes[id(part)] = one_line(image.note)
         return outcomes
 
     def _probe_all(
@@ -533,12 +595,13 @@ def _defuse(text: str) -> str:
     return text.replace("notebook-content", "notebook_content")
 
 
-def _marker(number: int, image: ImagePart) -> str:
+def _marker(number: int, image: ImagePart, note: str | None = None) -> str:
     prov = image.provenance
     size = f"{image.original_width}×{image.original_height}"
     if (image.width, image.height) != (image.original_width, image.original_height):
         size += f" sent as {image.width}×{image.height}"
-    return f"[figure {number}: {prov.label()}, {_kind_label(prov)}, {size}]"
+    extra = f"; note: {note}" if note else ""
+    return f"[figure {number}: {prov.label()}, {_kind_label(prov)}, {size}{extra}]"
 
 
 def _stub(p: _Probe, reason: str, image: PreparedImage | None = None) -> str:

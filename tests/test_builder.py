@@ -293,3 +293,33 @@ async def test_async_build_accepts_a_live_ynotebook_and_a_path(executed_notebook
     from_path = await build_context_async(path, focus="svg", model="gpt-4o")
     assert [p.sha256 for p in from_path.images] == [p.sha256 for p in ctx.images]
     assert from_path.notebook == str(path)
+
+
+def test_text_budget_shortens_cells_far_from_the_focus(executed_notebook):
+    full = build_context(executed_notebook, focus="svg", policy=ROOMY)
+    small = build_context(executed_notebook, focus="svg", policy=ROOMY, max_text_chars=3000)
+    assert len(small.text) < 0.6 * len(full.text)  # markers and headers stay
+    assert "[text omitted to fit the context]" in small.text
+    svg_cell = executed_notebook.cells[cell_index(executed_notebook, "svg")]
+    assert svg_cell.source.splitlines()[0] in small.text  # the focused cell keeps its source
+    assert [p.sha256 for p in small.images] == [p.sha256 for p in full.images]
+    (note,) = [s for s in small.skipped if s.provenance.kind == "note"]
+    assert note.reason.startswith("text of ") and "3000 characters" in note.reason
+
+
+def test_mislabelled_image_is_sent_with_a_note(executed_notebook):
+    nb = copy.deepcopy(executed_notebook)
+    jpeg = output_bytes(executed_notebook, "pil", "image/jpeg")
+    cell = new_code_cell("show(jpeg_as_png)", id="mislabelled")
+    cell.outputs = [
+        {
+            "output_type": "display_data",
+            "metadata": {},
+            "data": {"image/png": base64.b64encode(jpeg).decode()},
+        }
+    ]
+    nb.cells.append(cell)
+    ctx = build_context(nb, focus="mislabelled", policy=ROOMY)
+    (img,) = _by_cell(ctx, "mislabelled")
+    assert img.mime == "image/jpeg" and img.data == jpeg
+    assert re.search(r"\[figure \d+: cell \d+ output 0, png, 320×200; note: .*JPEG", ctx.text)
