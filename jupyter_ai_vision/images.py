@@ -251,14 +251,20 @@ def _prepare(data: bytes, mime: str, policy: ImagePolicy, sha: str) -> PreparedI
     _check_pixels(width, height, policy)
     note = _label_note(mime, fmt)
     problem = _structure_problem(data, fmt)
-    if problem:
+    if problem and fmt == "png":  # chunk checksums make this certain
         raise ImageRejected(f"{problem}: the image data is incomplete or damaged")
     fits = policy.fit(width, height) == (width, height)
-    if fits and len(data) <= policy.max_image_bytes and not _needs_conversion(data, fmt):
+    if (
+        fits
+        and not problem
+        and len(data) <= policy.max_image_bytes
+        and not _needs_conversion(data, fmt)
+    ):
         return PreparedImage(
             data, SENDABLE[fmt], width, height, width, height, len(data), sha, fmt, note
         )
-    return _convert(_open(data, fmt), policy, sha, len(data), fmt, note)
+    # A missing JPEG/GIF end marker may just be trailing bytes: decoding decides.
+    return _convert(_open(data, fmt), policy, sha, len(data), fmt, note, problem)
 
 
 def _prepare_other(data: bytes, mime: str, policy: ImagePolicy, sha: str) -> PreparedImage:
@@ -323,7 +329,13 @@ def _jpeg_components(data: bytes) -> int:
 
 
 def _convert(
-    im: PILImage, policy: ImagePolicy, sha: str, original_bytes: int, fmt: str, note: str | None
+    im: PILImage,
+    policy: ImagePolicy,
+    sha: str,
+    original_bytes: int,
+    fmt: str,
+    note: str | None,
+    problem: str | None = None,
 ) -> PreparedImage:
     from PIL import Image
 
@@ -339,6 +351,8 @@ def _convert(
     except ImageRejected:
         raise
     except Exception as exc:  # noqa: BLE001 - truncated / corrupt data surfaces on decode
+        if problem:
+            raise ImageRejected(f"{problem}: the image data is incomplete or damaged") from None
         raise ImageRejected(f"unreadable image data ({fmt.upper()}): {_one_line(exc)}") from None
     data, mime = _encode_within(im, policy)
     return PreparedImage(

@@ -242,9 +242,10 @@ def _num(x: float) -> str:
 
 # Runs in the worker: read length-prefixed SVG text, answer status byte + length + payload.
 _WORKER = r"""
-import resource, struct, sys
+import struct, sys
 limit = int(sys.argv[1])
 if limit > 0:
+    import resource
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 import vl_convert
 inp, out = sys.stdin.buffer, sys.stdout.buffer
