@@ -279,10 +279,20 @@ async def test_kernel_without_the_package_gets_bounded_repr(kernel):
     assert notes == [] and "pandas.DataFrame: 3 rows" in text_of(parts, "df")
 
 
-async def test_dead_kernel():
-    km = AsyncKernelManager(kernel_name="python3")
-    await km.start_kernel()
-    await km.shutdown_kernel(now=True)
+async def test_jupyter_server_kernel_then_dead_kernel(tmp_path):
+    # The kind of manager /see gets: jupyter_server's kernel_manager.get_kernel(kernel_id).
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+
+    mkm = AsyncMappingKernelManager(root_dir=str(tmp_path))
+    kernel_id = await mkm.start_kernel(kernel_name="python3")
+    km = mkm.get_kernel(kernel_id)
+    try:
+        parts, notes = await fetch_from_kernel(km, ["In", "get_ipython"], timeout=60)
+        assert notes == []
+        assert 'name="In" type="list"' in text_of(parts, "In")
+        assert "get_ipython" in text_of(parts, "get_ipython")
+    finally:
+        await mkm.shutdown_kernel(kernel_id, now=True)
     parts, notes = await fetch_from_kernel(km, ["df"])
     assert parts == []
     assert notes == [
