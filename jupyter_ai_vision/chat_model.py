@@ -35,6 +35,17 @@ RETRY_BACKOFF = (0.25, 1.0, 2.0, 4.0)
 
 _IMPORT_LOCK = threading.Lock()
 
+#: Sent to an ``api_base`` when no key is configured anywhere (a proxy that needs a key
+#: answers 401, which becomes "update your API key").
+NO_KEY = "no-key-configured"
+
+
+def _needs_placeholder_key(model: str) -> bool:
+    import os
+
+    prefix = model.split("/", 1)[0] if "/" in model else "openai"
+    return prefix in ("openai", "text-completion-openai") and not os.environ.get("OPENAI_API_KEY")
+
 
 def import_litellm() -> Any:
     """``import litellm`` without fetching its remote cost map (no network at start-up)."""
@@ -127,6 +138,10 @@ class LiteLLMChatModel(BaseChatModel):
             params["api_key"] = self._secret()
         if self.api_base:
             params["api_base"] = self.api_base
+            if self.api_key is None and _needs_placeholder_key(self.model):
+                # local OpenAI-compatible servers (vLLM, LM Studio, llama.cpp) take no key,
+                # but the OpenAI SDK refuses to send a request without one
+                params["api_key"] = NO_KEY
         if self.temperature is not None:
             params["temperature"] = self.temperature
         if self.max_tokens is not None:

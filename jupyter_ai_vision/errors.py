@@ -136,6 +136,10 @@ _IMAGES_REFUSED = re.compile(
     re.I,
 )
 _MALFORMED = re.compile(r"json|unterminated|expecting|decode|malformed|invalid sse", re.I)
+_NO_CREDENTIALS = re.compile(
+    r"missing credentials|api_key client option must be set|no api key|api key not (found|set)",
+    re.I,
+)
 _PROVIDER_MISSING = re.compile(r"LLM Provider NOT provided", re.I)
 _PREFIXES = re.compile(r"^(litellm\.)?\w+(Error|Exception|Timeout)?:\s*", re.I)
 _SECRETS = re.compile(
@@ -213,6 +217,8 @@ def user_message(exc: BaseException, *, secrets: Iterable[str | None] = ()) -> s
             "The model server sent a malformed stream (not valid server-sent events): check "
             "that the api_base is an OpenAI-compatible endpoint, or ask again."
         )
+    elif _NO_CREDENTIALS.search(text):
+        message = MESSAGES["AuthenticationError"]
     elif is_connection_error(exc):
         message = UNREACHABLE
     elif _PROVIDER_MISSING.search(text):
