@@ -59,12 +59,14 @@ def html_to_text(
     if isinstance(html, list):  # nbformat may store text as a list of lines
         html = "".join(html)
     notes: list[str] = []
+    original = len(html)
+    if original > max_input_chars * 4:  # even the table trimming below must stay quick
+        html = html[: max_input_chars * 4]
+    html = _trim_tables(html)
     if len(html) > max_input_chars:
-        notes.append(
-            f"HTML truncated: only the first {max_input_chars // 1000} kB of "
-            f"{len(html) // 1000} kB were read"
-        )
         html = html[:max_input_chars]
+    if original > max_input_chars * 4 or len(html) == max_input_chars:
+        notes.append(f"HTML truncated: only part of the {original // 1000} kB output was read")
     kind = _kind(html)
     if kind == "bokeh":
         return HtmlText(text="[Bokeh plot (interactive HTML, not rendered)]", kind="bokeh")
@@ -122,6 +124,37 @@ def parse_data_uri(uri: str, *, max_chars: int = MAX_DATA_URI_CHARS) -> tuple[st
     return mime, unquote_to_bytes(payload)
 
 
+_TABLE_OPEN = re.compile(r"<table\b", re.IGNORECASE)
+_TABLE_CLOSE = re.compile(r"</table\s*>", re.IGNORECASE)
+_TR = re.compile(r"<tr\b", re.IGNORECASE)
+_SKIPPED_ATTR = "data-ai-vision-skipped-rows"
+
+
+def _trim_tables(html: str) -> str:
+    """Cut the rows of big tables before parsing (a 30,000-row ``to_html()`` would take
+    seconds to parse); a marker row tells the parser how many rows were cut."""
+    if len(html) < 200_000:
+        return html
+    out: list[str] = []
+    pos = 0
+    for match in _TABLE_OPEN.finditer(html):
+        if match.start() < pos:
+            continue
+        close = _TABLE_CLOSE.search(html, match.end())
+        end = close.start() if close else len(html)
+        if _TABLE_OPEN.search(html, match.end(), end):
+            continue  # nested tables: left to the parser
+        rows = [m.start() for m in _TR.finditer(html, match.end(), end)]
+        if len(rows) > MAX_TABLE_ROWS + 1:
+            cut = rows[MAX_TABLE_ROWS]
+            skipped = len(rows) - MAX_TABLE_ROWS
+            out.append(html[pos:cut])
+            out.append(f'<tr {_SKIPPED_ATTR}="{skipped}"></tr>')
+            pos = end
+    out.append(html[pos:])
+    return "".join(out)
+
+
 def _kind(html: str) -> HtmlKind:
     head = html[:200_000]
     if _WIDGET.search(head):
@@ -145,9 +178,12 @@ class _Table:
         self.cell: list[str] | None = None
         self.caption: list[str] = []
 
-    def render(self) -> str:
+    def render(self, budget: int) -> str:
+        """Pipe-separated rows within ``budget`` characters, header first, then a note."""
         shown_cols = min(self.max_cols, MAX_TABLE_COLS)
-        lines = []
+        lines: list[str] = []
+        used = 0
+        shown = 0
         if self.caption:
             lines.append(" ".join("".join(self.caption).split()))
         header_done = False
@@ -159,10 +195,17 @@ class _Table:
             cells = (cells + [""] * shown_cols)[:shown_cols]
             if self.max_cols > shown_cols:
                 cells.append("…")
-            lines.append("| " + " | ".join(cells) + " |")
+            line = "| " + " | ".join(cells) + " |"
+            if shown and used + len(line) > budget:
+                break
+            lines.append(line)
+            used += len(line) + 1
+            shown += 1
         bits = []
-        if self.total_rows > len(self.rows):
-            bits.append(f"showing {len(self.rows)} of {self.total_rows} rows")
+        headers = sum(1 for is_header, _ in self.rows if is_header)
+        if self.total_rows > shown:
+            shown_data = max(0, shown - headers)
+            bits.append(f"showing {shown_data} of {self.total_rows - headers} rows")
         if self.max_cols > shown_cols:
             bits.append(f"{shown_cols} of {self.max_cols} columns")
         if bits:
@@ -207,6 +250,10 @@ class _Reducer(HTMLParser):
             self.tables.append(_Table())
         elif self.tables and tag == "tr":
             table = self.tables[-1]
+            skipped = dict(attrs).get(_SKIPPED_ATTR)
+            if skipped and skipped.isdigit():  # rows cut by _trim_tables
+                table.total_rows += int(skipped)
+                return
             table.row, table.row_header = [], True
         elif self.tables and tag in ("td", "th"):
             table = self.tables[-1]
@@ -261,7 +308,7 @@ class _Reducer(HTMLParser):
         if self.in_pre:
             self._text(data, raw=True)
         else:
-            self._text(" ".join(data.split()) if data.strip() else (" " if data else ""))
+            self._text(re.sub(r"\s+", " ", data))
 
     # helpers ---------------------------------------------------------------------------
     def _img(self, attrs: dict[str, str | None]) -> None:
@@ -319,9 +366,10 @@ class _Reducer(HTMLParser):
         if table.row is not None:
             self._end_row()
         self.tables.pop()
-        rendered = table.render()
+        rendered = table.render(max(200, self.max_chars * 3 // 4 - self.size))
         if self.tables and self.tables[-1].cell is not None:  # nested table: flatten into cell
-            self.tables[-1].cell.append(" ".join(rendered.split()))
+            flat = "; ".join(", ".join(cells) for _, cells in table.rows)
+            self.tables[-1].cell.append(flat.replace("\\|", "|"))
             return
         self.table_chars += len(rendered)
         self.table_count += 1
