@@ -116,6 +116,21 @@ def test_default_render_gives_exactly_the_expected_files(tmp_path: Path) -> None
         assert "{{" not in text and "cookiecutter" not in text, path
         if path.suffix == ".py":
             compile(text, str(path), "exec")  # valid Python after rendering
+    assert_lint_clean(project)
+
+
+def assert_lint_clean(project: Path, *, formatted: bool = True) -> None:
+    """The generated code passes ruff with this project's rules (a template users start from).
+    Formatting depends on the answers (quotes, lengths): checked for the defaults only."""
+    ruff = str(Path(sys.executable).with_name("ruff"))
+    rules = ["--isolated", "--line-length", "100", "--target-version", "py310"]
+    run(
+        [ruff, "check", *rules, "--select", "E,F,W,I,B,UP,SIM", "."],
+        env=dict(os.environ),
+        cwd=project,
+    )
+    if formatted:
+        run([ruff, "format", "--check", *rules, "."], env=dict(os.environ), cwd=project)
 
 
 def test_custom_values_reach_every_file(generated: Path) -> None:
@@ -131,6 +146,7 @@ def test_custom_values_reach_every_file(generated: Path) -> None:
     assert meta["entry-points"]["jupyter_ai.chat_handlers"] == {
         "diagnose": "jupyter_ai_plot_doctor.slash_command:PlotDoctorChatHandler"
     }
+    assert_lint_clean(generated, formatted=False)
     readme = (generated / "README.md").read_text()
     assert "/diagnose" in readme and "plot-doctor" in readme and "Plot Doctor" in readme
     source = (generated / "jupyter_ai_plot_doctor" / "slash_command.py").read_text()
