@@ -99,6 +99,7 @@ def build_expression(
     names: Sequence[str], kwargs: dict[str, Any], *, fallback: bool = False
 ) -> str:
     """The fixed expression with the request embedded as one Python string literal."""
+    # The kwargs also sit at the top level, where the fallback function reads them.
     payload = repr(json.dumps({"names": list(names), "kwargs": kwargs, **kwargs}))
     if fallback:
         return FALLBACK_EXPRESSION.format(source=repr(FALLBACK_SOURCE), payload=payload)

@@ -37,7 +37,7 @@ TEXT_MIMES = ("text/markdown", "text/plain")
 # "@" not preceded by a word character, "." or "@" (so e-mail addresses are not references),
 # then everything up to whitespace; trailing sentence punctuation is not part of the name.
 _TOKEN = re.compile(r"(?<![\w.@])@(\S+)")
-_TRAILING = ".,!?:)]}'\"`"
+_TRAILING = ".,!?:)]}'\"`*"
 # Chat context commands like "@file:notes.md" belong to Jupyter AI, not to us.
 _CONTEXT_COMMAND = re.compile(r"^[A-Za-z_]\w*:")
 

@@ -487,3 +487,10 @@ def test_formatter_and_format_use_the_builtins_from_the_start():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "builtin exception KeyError: 'k'"
+
+
+def test_a_class_object_is_described_as_a_class():
+    import pandas as pd
+
+    assert ai_repr(pd.DataFrame) == {"text/plain": "type: <class 'pandas.DataFrame'>"}
+    assert ai_repr(WithRepr)["text/plain"] == f"type: <class '{MOD}.WithRepr'>"

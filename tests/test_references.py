@@ -24,6 +24,7 @@ from jupyter_ai_vision.references import (
         ("compare @a, @b and @c.", ["a", "b", "c"]),
         ("plot @model.history.loss please", ["model.history.loss"]),
         ("see (@df) and `@fig`", ["df", "fig"]),
+        ("is **@df** sorted?", ["df"]),
         ("@df then @df again", ["df"]),
         ("mail me at someone@example.com", []),
         ("a@b.com and @x", ["x"]),

@@ -8,7 +8,6 @@ only below a row threshold (never a full ``describe()`` of a large frame).
 
 from __future__ import annotations
 
-import base64
 import io
 import traceback
 from collections.abc import Sequence
@@ -305,7 +304,3 @@ def install(registry: AiReprRegistry) -> None:
     for name, fn in BUILTINS.items():
         registry.register_builtin(name, fn)
     registry.register_builtin(BaseException, exception)
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")

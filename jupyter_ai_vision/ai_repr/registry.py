@@ -375,7 +375,9 @@ class AiReprRegistry:
         """(source, label, function, takes the object first) in precedence order."""
         out: list[tuple[str, str, ReprFunc, bool]] = []
         name = type_name(obj)
-        fn = self.lookup(obj)
+        # By the object's own type: a class object (``ai_repr(pd.DataFrame)``) is described
+        # as a class, not as a DataFrame.
+        fn = self._explicit.lookup(type(obj))
         if fn is not None:
             out.append(("registered", f"registered ai_repr for {name}", fn, True))
         if not isinstance(obj, type):
@@ -388,7 +390,7 @@ class AiReprRegistry:
                 if callable(method):
                     out.append((attr, f"{name}.{attr}", method, False))
                     break
-        fn = self.lookup_builtin(obj)
+        fn = self._builtin.lookup(type(obj))
         if fn is not None:
             out.append(("builtin", f"built-in ai_repr for {name}", fn, True))
         return out
