@@ -33,7 +33,7 @@ class ImagePolicy:
     svg_timeout: float = 10.0  # seconds one SVG may take to render (the worker is killed)
     svg_memory_bytes: int = 1_000_000_000  # address-space limit of the SVG render worker
     jpeg_quality: int = 85  # JPEG fallback quality (used only to meet max_image_bytes)
-    png_compress_level: int = 6  # zlib level of PNGs we encode (1 fast/large .. 9 slow/small)
+    png_compress_level: int = 3  # zlib level of our PNGs: ~2x faster than 6, ~8% larger
 
     def fit(self, width: int, height: int) -> tuple[int, int]:
         """The size an image of ``width``×``height`` is sent at: never upscaled."""
