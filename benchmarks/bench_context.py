@@ -229,6 +229,10 @@ def main() -> None:
         f"(target <= {TARGET_COLD_S * 1000:.0f} ms: {mark(cold <= TARGET_COLD_S)})"
     )
     print(
+        f"  cold CPU time, all threads of this process: {statistics.median(cpus) * 1000:.0f} ms; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs while measuring"
+    )
+    print(
         f"warm build (cached), median of {args.runs}: {warmm * 1000:.1f} ms "
         f"(target <= {TARGET_WARM_S * 1000:.0f} ms: {mark(warmm <= TARGET_WARM_S)})"
     )
