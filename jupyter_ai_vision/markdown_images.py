@@ -209,8 +209,6 @@ def _path_problem(path: str) -> str | None:
         return "starts with ~ (home directory)"
     if path.startswith(("/", "\\")) or re.match(r"^[a-zA-Z]:", path):
         return "is an absolute path"
-    if ".." in re.split(r"[\\/]", path):
-        return "climbs out of the notebook's folder with '..'"
     return None
 
 
