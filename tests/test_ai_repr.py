@@ -494,3 +494,16 @@ def test_a_class_object_is_described_as_a_class():
 
     assert ai_repr(pd.DataFrame) == {"text/plain": "type: <class 'pandas.DataFrame'>"}
     assert ai_repr(WithRepr)["text/plain"] == f"type: <class '{MOD}.WithRepr'>"
+
+
+def test_name_lookup_does_not_trigger_lazy_submodule_imports():
+    # plotly imports its submodules lazily: matching "plotly.basedatatypes.BaseFigure" must
+    # not load plotly.basedatatypes just because plotly itself is imported.
+    code = (
+        "import sys, plotly\n"
+        "from jupyter_ai_vision.ai_repr import ai_repr\n"
+        "ai_repr(1)\n"
+        "print('plotly.basedatatypes' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

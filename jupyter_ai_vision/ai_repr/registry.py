@@ -98,9 +98,9 @@ def _resolve_loaded(name: str) -> type | None:
             continue
         obj: Any = module
         for attr in parts[i:]:
-            try:
-                obj = getattr(obj, attr)
-            except Exception:
+            try:  # static: a module's lazy __getattr__ could import a submodule
+                obj = inspect.getattr_static(obj, attr)
+            except AttributeError:
                 return None
         return obj if isinstance(obj, type) else None
     return None
@@ -127,7 +127,8 @@ class _Table:
                 elif fn is not None:
                     self.by_name[key] = fn
                 return old
-            old = self.by_type.pop(key, None) or self.by_name.pop(_dotted(key), None)
+            old_by_name = self.by_name.pop(_dotted(key), None)
+            old = self.by_type.pop(key, None) or old_by_name
             if fn is not None:
                 self.by_type[key] = fn
             return old
