@@ -36,6 +36,9 @@ _BLOCK = {
     "caption", "figure", "figcaption", "form", "nav", "main", "aside", "table",
 }  # fmt: skip
 _BOKEH = re.compile(r"bokeh|bk-root|data-root-id|application/vnd\.bokehjs", re.IGNORECASE)
+# In a notebook, Bokeh's text/html output is only ``<div id=... data-root-id=...>``: the
+# script comes in a separate application/javascript output.
+_BOKEH_DIV = re.compile(r"<div\b[^>]*\bdata-root-id=", re.IGNORECASE)
 _WIDGET = re.compile(r"application/vnd\.jupyter\.widget-(?:view|state)\+json|jupyter-widgets")
 _PLOTLY = re.compile(r"Plotly\.newPlot|plotly-graph-div")
 _VEGA = re.compile(r"vegaEmbed|vega-embed")
@@ -159,7 +162,7 @@ def _kind(html: str) -> HtmlKind:
     head = html[:200_000]
     if _WIDGET.search(head):
         return "widget"
-    if _BOKEH.search(head) and "<script" in head.lower():
+    if _BOKEH_DIV.search(head) or (_BOKEH.search(head) and "<script" in head.lower()):
         return "bokeh"
     if _PLOTLY.search(head):
         return "plotly"

@@ -152,8 +152,12 @@ def test_bokeh_html_is_recognised() -> None:
 
     plot = figure(title="Bokeh lines")
     plot.line([1, 2, 3], [3, 1, 2])
+    from bokeh.embed.notebook import notebook_content
+
     script, div = components(plot)
-    for html in (div + script, file_html(plot, CDN, "page")):
+    _, notebook_div, _ = notebook_content(plot)  # a notebook's text/html output: a bare div
+    assert "<script" not in notebook_div
+    for html in (notebook_div, div + script, file_html(plot, CDN, "page")):
         reduced = html_to_text(html)
         assert reduced.kind == "bokeh"
         assert reduced.text == "[Bokeh plot (interactive HTML, not rendered)]"
