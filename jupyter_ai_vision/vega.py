@@ -23,6 +23,8 @@ VEGALITE_MIME = re.compile(r"^application/vnd\.vegalite\.v([3-6])(?:\+json|\.jso
 MAX_RENDER_PIXELS = 16_000_000
 #: Longest edge allowed for a rendered chart.
 MAX_RENDER_EDGE = 8192
+#: Largest ``sequence`` data generator rendered (a huge one would hang the renderer).
+MAX_SEQUENCE_ROWS = 1_000_000
 #: HTML larger than this is not searched for a spec (a spec with huge inline data).
 MAX_HTML_CHARS = 20_000_000
 
@@ -116,6 +118,14 @@ def unsafe_reason(spec: Any) -> str | None:
             "in the chart (e.g. alt.Chart(dataframe)) to let the AI see it"
         )
     for node in _walk(spec):
+        data = node.get("data")
+        if isinstance(data, dict) and isinstance(data.get("sequence"), dict):
+            rows = _sequence_rows(data["sequence"])
+            if rows is None or rows > MAX_SEQUENCE_ROWS:
+                return (
+                    f"its data sequence generator makes too many rows (limit {MAX_SEQUENCE_ROWS:,}); "
+                    "use a shorter sequence"
+                )
         if _mark(node.get("mark")) == "image" or (
             isinstance(node.get("encoding"), dict) and "url" in node["encoding"]
         ):
@@ -124,6 +134,14 @@ def unsafe_reason(spec: Any) -> str | None:
                 "(never done); charts with other marks are rendered"
             )
     return None
+
+
+def _sequence_rows(seq: dict[str, Any]) -> float | None:
+    """Rows a ``{"sequence": {start, stop, step}}`` generator makes (None: not numbers)."""
+    start, stop, step = seq.get("start", 0), seq.get("stop"), seq.get("step", 1)
+    if not all(isinstance(v, int | float) for v in (start, stop, step)) or step == 0:
+        return None
+    return max(0.0, (stop - start) / step)
 
 
 def summarize_spec(spec: dict[str, Any], *, max_chars: int = 1200) -> str:

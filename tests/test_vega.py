@@ -274,3 +274,12 @@ def test_summary_is_bounded(df: pd.DataFrame) -> None:
     charts = [alt.Chart(df).mark_point().encode(x="kg:Q", y="count:Q") for _ in range(40)]
     text = vega.summarize_spec(alt.vconcat(*charts).to_dict(), max_chars=500)
     assert len(text) <= 500 and "40 vconcat views" in text
+
+
+def test_huge_sequence_generator_is_refused() -> None:
+    encoding = {"x": {"field": "data", "type": "quantitative"}}
+    spec = {"data": {"sequence": {"start": 0, "stop": 1e12}}, "mark": "tick", "encoding": encoding}
+    with pytest.raises(vega.RenderError, match="too many rows"):
+        vega.render_vegalite(spec)
+    spec["data"] = {"sequence": {"start": 0, "stop": 50, "step": 0.5}}
+    assert png_size(vega.render_vegalite(spec))[0] > 100
