@@ -250,7 +250,7 @@ async def test_busy_kernel(kernel):
         "the kernel is busy: @df could not be read within 0.8 s (a cell is running, or the "
         "representation is slow); try again when the running cell finishes"
     ]
-    reply = await client._async_get_shell_msg(timeout=10)
+    reply = await client.get_shell_msg(timeout=10)
     assert reply["parent_header"]["msg_id"] == msg_id
     parts, notes = await fetch_from_kernel(km, ["df"], timeout=10)
     assert "Oslo" in text_of(parts, "df") and notes == []
