@@ -66,8 +66,30 @@ def lab(model_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     _inline_completer_settings(base / "home")
     extra = f"\nc.AiExtension.default_completions_model = 'vision:{VISION_MODEL}'\n"
     server = start_jupyter_server(base, model_server.url, command="lab", extra_config=extra)
-    yield server
-    stop_jupyter_server(server)
+    try:
+        _warm_up(server)
+        yield server
+    finally:
+        stop_jupyter_server(server)
+
+
+def _warm_up(server: Any) -> None:
+    """One completion before the browser types: the server imports LiteLLM on first use,
+    which can take longer than JupyterLab's inline completion timeout on a busy machine."""
+    from websockets.sync.client import connect
+
+    with connect(server.ws_url("/api/ai/completion/inline"), open_timeout=30) as ws:
+        request = {
+            "number": 1,
+            "prefix": "x = ",
+            "suffix": "",
+            "mime": "text/x-ipython",
+            "stream": False,
+            "language": "python",
+        }
+        ws.send(json.dumps(request))
+        reply = json.loads(ws.recv(timeout=120))
+        assert reply["reply_to"] == 1 and reply["error"] is None, reply
 
 
 def test_ghost_text_from_the_vision_provider_accepted_with_tab(lab: Any, model_server: Any) -> None:
