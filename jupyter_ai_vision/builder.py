@@ -340,7 +340,12 @@ class _ImageRun:
         return probes
 
     def _probe(self, cand: ImageCandidate) -> _Probe | str:
-        from jupyter_ai_vision.images import ImageRejected, decode_base64, image_size
+        from jupyter_ai_vision.images import (
+            ImageRejected,
+            decode_base64,
+            image_size,
+            prepare_image,
+        )
 
         try:
             if cand.source == "vega":
@@ -362,12 +367,13 @@ class _ImageRun:
             )
             head = image_size(data)
             w, h = (head[0], head[1]) if head else (0, 0)
+            if head is None:  # not a known header: let prepare_image say why, now
+                image = prepare_image(data, cand.mime, self.policy, self.cache)
+                w, h = image.original_width, image.original_height
             sha = hashlib.sha256(data).hexdigest()
             if cand.source == "base64":
                 _probe_memo.put(cand.payload, (sha, w, h, len(data)))
-            return _Probe(
-                cand, sha, w, h, exact=head is not None, data=data, original_bytes=len(data)
-            )
+            return _Probe(cand, sha, w, h, exact=w > 0, data=data, original_bytes=len(data))
         except ImageRejected as exc:
             return one_line(exc.reason)
 
@@ -418,12 +424,15 @@ class _ImageRun:
                 else:
                     prepared[p] = result
         else:  # out of rounds: keep what fits among the prepared ones
+            unexamined = [p for p in live if p not in prepared]
             live = [p for p in live if p in prepared]
             for p in live:
                 p.tokens = self._tokens(prepared[p].width, prepared[p].height)
             selected, dropped = select_images(
                 live, focus_cell_index=self.focus_index, policy=self.policy, profile=self.profile
             )
+            reason = "budget: not examined (many unusable images were tried first)"
+            dropped = [*dropped, *((p, reason) for p in unexamined)]
         chosen = set(selected)
         for p, reason in dropped:
             outcomes[id(p.candidate)] = (_stub(p, reason, prepared.get(p)), reason)

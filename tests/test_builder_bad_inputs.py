@@ -247,3 +247,19 @@ def test_svg_external_references_are_never_loaded(executed_notebook, tmp_path, h
     huge = refs["svg-huge"]  # the process survived a 40000×40000 canvas
     assert max(huge.width, huge.height) <= 1024
     assert {i.provenance.cell_id for i in ctx.images} >= set(GOOD_IMAGE_CELLS)
+
+
+def test_many_unusable_images_never_lose_an_item(executed_notebook):
+    """More broken images than selection rounds can replace: every image still ends up
+    sent, stubbed or skipped, and the good ones near the focus are sent."""
+    nb = copy.deepcopy(executed_notebook)
+    png = output_bytes(executed_notebook, "mpl")
+    for k in range(60):  # valid headers, broken bodies: only found out when decoded
+        nb.cells.append(_display(f"noise-{k}", {"image/png": _b64(png[: 200 + k])}))
+    nb.cells.append(copy.deepcopy(executed_notebook.cells[2]))  # a good figure, focused
+    nb.cells[-1].id = "good-last"
+    ctx = build_context(nb, focus="good-last", policy=ImagePolicy(max_images=4))
+    assert [i.provenance.cell_id for i in ctx.images][-1] == "good-last"
+    images_or_stubs = len(ctx.images) + ctx.text.count("[figure: ")
+    assert images_or_stubs == 60 + 12  # 11 good images in the notebook + the focused copy
+    assert len([s for s in ctx.skipped if s.provenance.cell_id.startswith("noise-")]) == 60
