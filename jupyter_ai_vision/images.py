@@ -268,11 +268,25 @@ def _prepare(data: bytes, mime: str, policy: ImagePolicy, sha: str) -> PreparedI
 
 
 def _prepare_other(data: bytes, mime: str, policy: ImagePolicy, sha: str) -> PreparedImage:
-    """Formats we do not sniff ourselves (BMP, TIFF, ...): Pillow reads the header lazily."""
+    """SVG (rasterised safely), and formats we do not sniff ourselves (BMP, TIFF, ...):
+    Pillow reads their header lazily."""
+    if _looks_like_svg(data, mime):
+        from jupyter_ai_vision.svg import rasterize_svg
+
+        png = rasterize_svg(data, policy)
+        w, h, _ = image_size(png) or (0, 0, "png")
+        return PreparedImage(png, "image/png", w, h, w, h, len(data), sha, "svg")
     im = _open(data, None)
     fmt = (im.format or "unknown").lower()
     _check_pixels(im.width, im.height, policy)
     return _convert(im, policy, sha, len(data), fmt, _label_note(mime, fmt))
+
+
+def _looks_like_svg(data: bytes, mime: str) -> bool:
+    if mime.split(";")[0].strip().lower() == "image/svg+xml":
+        return True
+    head = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith((b"<svg", b"<?xml")) and b"<svg" in data[:4096]
 
 
 def _check_pixels(width: int, height: int, policy: ImagePolicy) -> None:

@@ -196,6 +196,24 @@ def test_bmp_is_converted_to_png(small_png):
     assert (out.mime, out.width, out.original_format) == ("image/png", 640, "bmp")
 
 
+def test_svg_given_to_prepare_image_is_rasterised_safely():
+    fig, ax = plt.subplots(figsize=(16, 8))  # 1152×576 pt = 1536×768 px
+    ax.plot([0, 1], [0, 1], color="red", linewidth=10)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg")
+    plt.close(fig)
+    svg = buf.getvalue()
+    for mime in ("image/svg+xml", "application/octet-stream"):  # by label, and by sniffing
+        out = prepare_image(svg, mime, POLICY)
+        assert (out.mime, out.original_format) == ("image/png", "svg")
+        assert (out.width, out.height) == (1024, 512) and _open(out.data).size == (1024, 512)
+        assert out.sha256 == hashlib.sha256(svg).hexdigest()
+        assert _red_pixels(out.data) > 1000
+    xxe = b'<!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]><svg>&x;</svg>'
+    with pytest.raises(ImageRejected, match="XXE"):
+        prepare_image(xxe, "image/svg+xml", POLICY)
+
+
 def test_byte_cap_falls_back_to_smaller_encodings():
     noise = Image.frombytes("RGB", (600, 500), os.urandom(600 * 500 * 3))
     data = _pillow(noise, "PNG")  # ~0.9 MB of incompressible pixels
