@@ -261,6 +261,26 @@ def test_hanging_repr_times_out():
     assert "Hang._ai_repr_ timed out after 0.3 s; falling back" in text
 
 
+def test_a_hung_repr_is_not_started_again_while_it_still_runs():
+    calls = []
+
+    class Stuck:
+        def _ai_repr_(self):
+            calls.append(1)
+            time.sleep(1.5)
+            return {"text/plain": "finally"}
+
+    assert "timed out after 0.2 s" in ai_repr(Stuck(), timeout=0.2)["text/plain"]
+    start = time.perf_counter()
+    text = ai_repr(Stuck(), timeout=0.2)["text/plain"]
+    assert time.perf_counter() - start < 0.2
+    assert "still running from an earlier request that timed out" in text
+    assert calls == [1]
+    time.sleep(1.5)  # once it has finished, it is called again
+    assert ai_repr(Stuck(), timeout=3) == {"text/plain": "finally"}
+    assert calls == [1, 1]
+
+
 def test_hanging_async_repr_times_out_and_registered_failure_uses_own_repr():
     class SlowAsync:
         async def _async_ai_repr_(self):

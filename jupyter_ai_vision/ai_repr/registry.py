@@ -199,8 +199,16 @@ def _accepted_kwargs(
     return dict(kwargs) if var_kw else {k: v for k, v in kwargs.items() if k in names}
 
 
-def _run_with_timeout(call: Callable[[], Any], timeout: float, what: str) -> Any:
+#: Threads of reprs that timed out and are still running, by repr function: such a repr is
+#: not started again until its previous call ends (hung threads must not pile up).
+_HUNG: weakref.WeakKeyDictionary[Any, threading.Thread] = weakref.WeakKeyDictionary()
+
+
+def _run_with_timeout(call: Callable[[], Any], timeout: float, what: str, key: Any = None) -> Any:
     """Run ``call`` in a daemon thread (a hung repr must not block the process exit)."""
+    hung = _hung_thread(key)
+    if hung is not None:
+        raise ReprFailed(f"{what} is still running from an earlier request that timed out")
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -216,11 +224,27 @@ def _run_with_timeout(call: Callable[[], Any], timeout: float, what: str) -> Any
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
+        if key is not None:
+            with contextlib.suppress(TypeError):
+                _HUNG[key] = thread
         raise ReprFailed(f"{what} timed out after {timeout:g} s")
     if "error" in box:
         exc = box["error"]
         raise ReprFailed(f"{what} raised {type(exc).__name__}: {_one_line(str(exc))}")
     return box.get("value")
+
+
+def _hung_thread(key: Any) -> threading.Thread | None:
+    if key is None:
+        return None
+    try:
+        thread = _HUNG.get(key)
+    except TypeError:
+        return None
+    if thread is not None and not thread.is_alive():
+        _HUNG.pop(key, None)
+        return None
+    return thread
 
 
 async def _await(awaitable: Any) -> Any:
@@ -414,7 +438,9 @@ class AiReprRegistry:
             call_kwargs = _accepted_kwargs(fn, kwargs, skip_first=takes_obj)
             args = (obj,) if takes_obj else ()
             try:
-                value = _run_with_timeout(_caller(fn, args, call_kwargs), budget, label)
+                value = _run_with_timeout(
+                    _caller(fn, args, call_kwargs), budget, label, getattr(fn, "__func__", fn)
+                )
                 bundle, more = normalize_bundle(
                     value, what=label, max_chars=max_chars, max_bytes=max_bytes
                 )
