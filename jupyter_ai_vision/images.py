@@ -322,13 +322,23 @@ def _open(data: bytes, fmt: str | None) -> PILImage:
 
 
 def _needs_conversion(data: bytes, fmt: str) -> bool:
-    """Animated GIF/WebP (send the first frame) and CMYK JPEG (not universally accepted)."""
+    """Animated GIF/WebP (send the first frame), CMYK JPEG (not universally accepted) and
+    EXIF-rotated JPEG (not every API applies the rotation)."""
     if fmt == "jpeg":
-        return _jpeg_components(data) == 4
+        return _jpeg_components(data) == 4 or _orientation(_open(data, fmt)) != 1
     if fmt in ("gif", "webp"):
         im = _open(data, fmt)
         return bool(getattr(im, "is_animated", False))
     return False
+
+
+def _orientation(im: PILImage) -> int:
+    if "exif" not in im.info:  # no EXIF block at all: skip parsing
+        return 1
+    try:
+        return int(im.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - a broken EXIF block is no reason to reject the image
+        return 1
 
 
 def _jpeg_components(data: bytes) -> int:
@@ -359,7 +369,15 @@ def _convert(
         if fmt == "jpeg" and target != (width, height):
             im.draft("RGB", target)  # DCT-domain downscale: decodes far fewer pixels
         im.seek(0)  # GIF / WebP: first frame
+        orientation = _orientation(im) if fmt in ("jpeg", "webp") else 1
         im = _normalise_mode(im)
+        if orientation != 1:  # show it the way a viewer would
+            from PIL import ImageOps
+
+            im = ImageOps.exif_transpose(im)
+            if orientation in (5, 6, 7, 8):
+                width, height = height, width
+            target = policy.fit(width, height)
         if im.size != target:
             im = im.resize(target, Image.Resampling.BICUBIC, reducing_gap=3.0)
     except ImageRejected:

@@ -180,6 +180,20 @@ def test_cmyk_jpeg_is_converted(small_png):
     assert out.mime == "image/png" and _open(out.data).mode == "RGB"
 
 
+def test_exif_rotated_jpeg_is_sent_upright():
+    im = Image.new("RGB", (1600, 800), (255, 0, 0))
+    im.paste((0, 0, 255), (800, 0, 1600, 800))  # left red, right blue as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    for size, want in [((1600, 800), (512, 1024)), ((400, 200), (200, 400))]:
+        out = prepare_image(_pillow(im.resize(size), "JPEG", exif=exif), "image/jpeg", POLICY)
+        assert (out.width, out.height) == want
+        assert (out.original_width, out.original_height) == (size[1], size[0])
+        shown = _open(out.data).convert("RGB")
+        top, bottom = shown.getpixel((want[0] // 2, 5)), shown.getpixel((want[0] // 2, want[1] - 5))
+        assert top[0] > 200 > top[2] and bottom[2] > 200 > bottom[0]  # red on top after rotation
+
+
 def test_16bit_and_palette_pngs_are_normalised():
     grey16 = Image.new("I;16", (1500, 20), 40000)
     out = prepare_image(_pillow(grey16, "PNG"), "image/png", POLICY)
