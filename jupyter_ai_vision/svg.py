@@ -47,7 +47,7 @@ def rasterize_svg(svg: bytes | str, policy: ImagePolicy) -> bytes:
     """Render an SVG to PNG bytes safely, at most the policy's size (never upscaled).
     Raises :class:`ImageRejected` with a one-line reason."""
     text = _as_text(svg, policy)
-    clean, (width, height) = sanitize_svg(text, policy)
+    clean, _size = sanitize_svg(text, policy)
     png = _POOL.render(clean, policy)
     head = image_size(png)
     if head is None or head[0] * head[1] > policy.max_svg_pixels:
@@ -59,11 +59,11 @@ def _as_text(svg: bytes | str, policy: ImagePolicy) -> str:
     if len(svg) > policy.max_svg_chars:
         raise ImageRejected(
             f"SVG too large: {len(svg) / 1_000_000:.1f} MB "
-            f"(limit {policy.max_svg_chars / 1_000_000:.1f} MB)"
+            f"(limit {policy.max_svg_chars / 1_000_000:.1f} MB); save it as PNG instead"
         )
     if isinstance(svg, bytes):
         try:
-            return svg.decode("utf-8")
+            return svg.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise ImageRejected("SVG is not UTF-8 text") from None
     return svg

@@ -113,6 +113,10 @@ def test_matplotlib_svg_renders_with_the_right_colours(mpl_svg):
     assert _count(png, (255, 255, 255)) > 614 * 460 // 2  # matplotlib's white background
 
 
+def test_svg_with_byte_order_mark_renders(mpl_svg):
+    assert image_size(rasterize_svg(b"\xef\xbb\xbf" + mpl_svg, POLICY)) == (614, 460, "png")
+
+
 def test_svg_str_input_and_downscale_to_the_policy(mpl_svg):
     png = rasterize_svg(mpl_svg.decode(), ImagePolicy(max_edge=300))
     assert image_size(png) == (300, 224, "png")
