@@ -174,6 +174,7 @@ def build_from_snapshot(
     skipped = list(extraction.skipped)
     images_supported = profile.supports_images is not False
     resolved = run.resolve([s for s in extraction.slots if isinstance(s, ImageCandidate)])
+    skipped.extend(run.skips)
     limit = max_text_chars or _text_limit(profile)
     omitted = _fit_text(extraction.slots, focus_index, limit)
     if omitted:
@@ -309,6 +310,7 @@ class _ImageRun:
     focus_index: int | None
     exclude: frozenset[str]
     notes: dict[int, str] = field(default_factory=dict)
+    skips: list[SkippedItem] = field(default_factory=list)
 
     def resolve(self, candidates: list[ImageCandidate]) -> dict[int, Outcome]:
         """Decide, for every candidate, the image sent or the stub that replaces it."""
@@ -325,6 +327,8 @@ class _ImageRun:
             outcomes[id(p.candidate)] = part
             if image.note:  # e.g. "labelled image/png but is JPEG"
                 self.notes[id(part)] = one_line(image.note)
+                if image.note.startswith(_SVG_REFS_NOTE):  # content left out: say so
+                    self.skips.append(SkippedItem(p.candidate.provenance, one_line(image.note)))
         return outcomes
 
     def _probe_all(
@@ -461,6 +465,8 @@ class _ImageRun:
                 return hit
             try:
                 image = prepare_image(self._render(p), "image/png", self.policy, self.cache)
+                if p.candidate.source != "vega":
+                    image = replace(image, note=_svg_removed_refs(p.candidate.payload, self.policy))
             except ImageRejected as exc:
                 self.cache.put(p.sha256, self.policy, exc)
                 raise
@@ -546,6 +552,31 @@ class _ProbeMemo:
 
 
 _probe_memo = _ProbeMemo()
+
+
+_SVG_REFS_NOTE = "SVG drawn without"
+_REF = re.compile(r"""(?:href\s*=|url\s*\(|@import)""", re.IGNORECASE)
+
+
+def _svg_removed_refs(svg: Any, policy: ImagePolicy) -> str | None:
+    """A note when the SVG sanitiser removed references (files, URLs) from the drawing.
+
+    Counts references before and after :func:`svg.sanitize_svg` (which keeps only in-document
+    ``#id`` and inline ``data:`` images): the difference was never loaded.
+    """
+    from jupyter_ai_vision.images import ImageRejected
+    from jupyter_ai_vision.svg import sanitize_svg
+
+    text = svg.decode("utf-8", "replace") if isinstance(svg, bytes) else str(svg)
+    try:
+        clean, _ = sanitize_svg(text, policy)
+    except ImageRejected:
+        return None
+    removed = len(_REF.findall(text)) - len(_REF.findall(clean))
+    if removed <= 0:
+        return None
+    noun = "reference" if removed == 1 else "references"
+    return f"{_SVG_REFS_NOTE} {removed} external {noun} (files / URLs are never loaded)"
 
 
 def _map(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:

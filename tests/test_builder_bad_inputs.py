@@ -244,6 +244,8 @@ def test_svg_external_references_are_never_loaded(executed_notebook, tmp_path, h
         with Image.open(io.BytesIO(refs[f"svg-ref-{k}"].data)) as im:
             colors = {c for _, c in im.convert("RGB").getcolors(1 << 16)}
         assert (255, 0, 0) not in colors and (255, 255, 255) in colors
+        (line,) = [s.reason for s in ctx.skipped if s.provenance.cell_id == f"svg-ref-{k}"]
+        assert line.startswith("SVG drawn without") and "never loaded" in line
     huge = refs["svg-huge"]  # the process survived a 40000×40000 canvas
     assert max(huge.width, huge.height) <= 1024
     assert {i.provenance.cell_id for i in ctx.images} >= set(GOOD_IMAGE_CELLS)
