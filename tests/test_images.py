@@ -270,7 +270,7 @@ def test_png_header_declaring_400_mpx_is_rejected_before_decode():
     tracemalloc.stop()
     assert "20000×20000" in err.value.reason and "400 Mpx" in err.value.reason
     assert "\n" not in err.value.reason
-    assert elapsed < 0.01
+    assert elapsed < 0.05  # microseconds of work; decoding 400 Mpx would take seconds
     assert peak < 1_000_000  # nothing near 400 M pixels was allocated
 
 
@@ -289,7 +289,7 @@ def test_real_100_mpx_image_is_rejected_by_the_pixel_cap_without_decoding(png_10
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert "100 Mpx" in err.value.reason and "64 Mpx" in err.value.reason
-    assert elapsed < 0.2 and peak < 5_000_000
+    assert elapsed < 0.5 and peak < 5_000_000  # a full decode: ~1 s and 100 MB
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
@@ -376,7 +376,7 @@ def test_50_mb_base64_is_rejected_by_length_before_decoding():
         assert err.value.reason == (
             "image data too large: 50.0 MB of base64 (limit 27.0 MB); save a smaller figure"
         )
-        assert elapsed < 0.05 and peak < 1_000_000  # no join, no decode
+        assert elapsed < 0.1 and peak < 1_000_000  # no join, no decode
 
 
 def test_oversized_raw_bytes_are_rejected_before_hashing(small_png):

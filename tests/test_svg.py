@@ -244,7 +244,7 @@ def test_billion_laughs_is_rejected_quickly():
         ImageRejected, match="inline DOCTYPE declarations and entities are not allowed"
     ):
         rasterize_svg(svg, POLICY)
-    assert time.perf_counter() - start < 0.1
+    assert time.perf_counter() - start < 0.5
 
 
 def test_matplotlib_style_doctype_without_internal_subset_is_fine(mpl_svg):
