@@ -344,6 +344,7 @@ def module_server(
             model_parameters={
                 language_model: {"api_base": model_server.url, "api_key": "sk-test-key"}
             },
+            timeout=240,  # a busy 2-core machine has been seen taking over 90 s to start it
         )
     yield server
     stop_jupyter_server(server)
