@@ -1,0 +1,164 @@
+"""Provider benchmarks: start-up import cost and first-token overhead.
+
+    LITELLM_LOCAL_MODEL_COST_MAP=True python benchmarks/bench_provider.py [--runs 7] [--calls 60]
+
+1. Import cost at Jupyter server start: fresh interpreters import what a jupyter-ai server
+   imports anyway (jupyter_ai_magics + jupyter-ai's chat handler base), then additionally
+   this package's entry points (provider, embeddings, /see handler). Median of ``--runs``.
+   Target: <= 150 ms added, and litellm NOT imported.
+2. First-token latency against the local recording server: a direct ``litellm.acompletion``
+   stream vs ``VisionProvider.astream`` (same model, same server, interleaved). Target:
+   provider overhead <= 10 ms at p50.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+BASELINE = "import jupyter_ai_magics, jupyter_ai.chat_handlers.base"
+ENTRY_POINTS = (
+    "import jupyter_ai_vision.provider, jupyter_ai_vision.embeddings, jupyter_ai_vision.see"
+)
+PROBE = """
+import json, sys, time
+t = time.perf_counter()
+{code}
+print(json.dumps({{"seconds": time.perf_counter() - t, "litellm": "litellm" in sys.modules}}))
+"""
+
+
+def _import_time(code: str) -> tuple[float, bool]:
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE.format(code=code)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return float(result["seconds"]), bool(result["litellm"])
+
+
+def bench_imports(runs: int) -> dict[str, float | bool]:
+    _import_time(BASELINE + "; " + ENTRY_POINTS)  # warm the file cache / .pyc
+    base, full, litellm_loaded = [], [], False
+    for _ in range(runs):  # interleaved so drift hits both equally
+        base.append(_import_time(BASELINE)[0])
+        seconds, loaded = _import_time(BASELINE + "; " + ENTRY_POINTS)
+        full.append(seconds)
+        litellm_loaded = litellm_loaded or loaded
+    b, f = statistics.median(base), statistics.median(full)
+    return {
+        "baseline_ms": b * 1e3,
+        "with_entry_points_ms": f * 1e3,
+        "added_ms": (f - b) * 1e3,
+        "ratio": f / b,
+        "litellm_imported": litellm_loaded,
+    }
+
+
+async def _first_token_direct(litellm, url: str) -> float:
+    start = time.perf_counter()
+    stream = await litellm.acompletion(
+        model="openai/gpt-4o-mini",
+        api_base=url,
+        api_key="sk-bench",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
+        max_retries=0,
+        timeout=30,
+    )
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            elapsed = time.perf_counter() - start
+            break
+    await stream.aclose()
+    return elapsed
+
+
+async def _first_token_provider(provider) -> float:
+    start = time.perf_counter()
+    agen = provider.astream("hi")
+    async for chunk in agen:
+        if chunk.content:
+            elapsed = time.perf_counter() - start
+            break
+    await agen.aclose()
+    return elapsed
+
+
+async def bench_first_token(calls: int) -> dict[str, float]:
+    import litellm
+
+    from jupyter_ai_vision.provider import VisionProvider
+    from jupyter_ai_vision.testing import ModelServer
+
+    server = ModelServer().start()
+    server.set_reply("first token then more words")
+    provider = VisionProvider(
+        model_id="openai/gpt-4o-mini", api_base=server.url, api_key="sk-bench"
+    )
+    for _ in range(5):  # warm-up: connections, litellm's lazy imports
+        await _first_token_direct(litellm, server.url)
+        await _first_token_provider(provider)
+    direct, ours = [], []
+    for _ in range(calls):
+        direct.append(await _first_token_direct(litellm, server.url))
+        ours.append(await _first_token_provider(provider))
+    server.stop()
+    d, p = statistics.median(direct), statistics.median(ours)
+    return {
+        "direct_p50_ms": d * 1e3,
+        "provider_p50_ms": p * 1e3,
+        "overhead_p50_ms": (p - d) * 1e3,
+        "ratio": p / d,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--calls", type=int, default=60)
+    args = parser.parse_args()
+
+    imports = bench_imports(args.runs)
+    print(f"import at server start (median of {args.runs} fresh interpreters)")
+    print(f"  baseline (jupyter_ai_magics + chat handler base): {imports['baseline_ms']:8.1f} ms")
+    print(
+        f"  + provider, embeddings, /see entry points:        "
+        f"{imports['with_entry_points_ms']:8.1f} ms"
+    )
+    print(
+        f"  added: {imports['added_ms']:.1f} ms (x{imports['ratio']:.3f}; target <= 150 ms); "
+        f"litellm imported: {imports['litellm_imported']} (target: False)"
+    )
+
+    tokens = asyncio.run(bench_first_token(args.calls))
+    print(f"first token, local recording server ({args.calls} calls each, interleaved)")
+    print(f"  direct litellm.acompletion p50: {tokens['direct_p50_ms']:7.2f} ms")
+    print(f"  VisionProvider.astream     p50: {tokens['provider_p50_ms']:7.2f} ms")
+    print(
+        f"  overhead p50: {tokens['overhead_p50_ms']:.2f} ms "
+        f"(x{tokens['ratio']:.3f}; target <= 10 ms)"
+    )
+    ok = (
+        imports["added_ms"] <= 150
+        and not imports["litellm_imported"]
+        and tokens["overhead_p50_ms"] <= 10
+    )
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
