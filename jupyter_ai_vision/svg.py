@@ -242,7 +242,9 @@ def _num(x: float) -> str:
 
 # Runs in the worker: read length-prefixed SVG text, answer status byte + length + payload.
 _WORKER = r"""
-import struct, sys
+import sys
+sys.path = [p for p in sys.path if p not in ("", ".")]  # never import from the server's cwd
+import struct
 limit = int(sys.argv[1])
 if limit > 0:
     import resource

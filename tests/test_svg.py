@@ -312,6 +312,16 @@ def test_render_timeout_kills_the_worker_and_the_next_render_works(mpl_svg):
     assert image_size(rasterize_svg(mpl_svg, POLICY)) == (614, 460, "png")
 
 
+def test_worker_never_imports_modules_from_the_working_directory(mpl_svg, tmp_path, monkeypatch):
+    from jupyter_ai_vision import svg as svg_module
+
+    svg_module._POOL.shutdown()  # fresh workers start in the new working directory
+    for name in ("struct", "resource", "vl_convert"):
+        (tmp_path / f"{name}.py").write_text("raise SystemExit('shadowed module imported')\n")
+    monkeypatch.chdir(tmp_path)
+    assert image_size(rasterize_svg(mpl_svg, POLICY)) == (614, 460, "png")
+
+
 def test_concurrent_renders_are_correct(mpl_svg):
     sizes = [200, 300, 400, 500, 614, 250]
     with ThreadPoolExecutor(6) as pool:
