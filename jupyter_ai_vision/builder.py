@@ -77,7 +77,9 @@ def _executor() -> ThreadPoolExecutor:
     global _pool
     with _lock:
         if _pool is None:
-            workers = max(2, min(4, os.cpu_count() or 2))
+            # One more worker than cores: an SVG render waits on its sandbox subprocess
+            # without using a core, and should not hold up the resizing of other images.
+            workers = max(3, min(5, (os.cpu_count() or 2) + 1))
             _pool = ThreadPoolExecutor(workers, thread_name_prefix="jupyter-ai-vision")
         return _pool
 
@@ -418,7 +420,11 @@ class _ImageRun:
             selected, dropped = select_images(
                 live, focus_cell_index=self.focus_index, policy=self.policy, profile=self.profile
             )
-            todo = [p for p in selected if p not in prepared]
+            # Longest jobs first (renders, then the largest images): a shorter makespan.
+            todo = sorted(
+                (p for p in selected if p not in prepared),
+                key=lambda p: (p.data is not None, -(p.width * p.height)),
+            )
             if not todo:
                 break
             for p, result in zip(todo, _map(self._prepare, todo), strict=True):
