@@ -20,6 +20,7 @@ that must cost one SVG, never the Jupyter server.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import math
 import os
 import re
@@ -53,6 +54,17 @@ def rasterize_svg(svg: bytes | str, policy: ImagePolicy) -> bytes:
     if head is None or head[0] * head[1] > policy.max_svg_pixels:
         raise ImageRejected("SVG could not be rendered: unexpected renderer output")
     return png
+
+
+def prewarm(policy: ImagePolicy | None = None) -> None:
+    """Start one render worker in the background, so the first SVG does not wait for it."""
+    memory = (policy or ImagePolicy()).svg_memory_bytes
+
+    def start() -> None:
+        with contextlib.suppress(ImageRejected):  # the next real render reports it
+            _POOL._release(_POOL._acquire(memory))
+
+    threading.Thread(target=start, name="svg-prewarm", daemon=True).start()
 
 
 def _as_text(svg: bytes | str, policy: ImagePolicy) -> str:
@@ -250,6 +262,7 @@ if limit > 0:
     import resource
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 import vl_convert
+vl_convert.svg_to_png('<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>')  # warm
 inp, out = sys.stdin.buffer, sys.stdout.buffer
 while True:
     head = inp.read(4)

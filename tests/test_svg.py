@@ -322,6 +322,19 @@ def test_worker_never_imports_modules_from_the_working_directory(mpl_svg, tmp_pa
     assert image_size(rasterize_svg(mpl_svg, POLICY)) == (614, 460, "png")
 
 
+def test_prewarm_starts_a_worker_in_the_background(mpl_svg):
+    from jupyter_ai_vision import svg as svg_module
+
+    svg_module._POOL.shutdown()
+    assert svg_module._POOL._idle == []
+    svg_module.prewarm()
+    deadline = time.monotonic() + 30
+    while not svg_module._POOL._idle and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(svg_module._POOL._idle) == 1 and svg_module._POOL._idle[0].alive()
+    assert image_size(rasterize_svg(mpl_svg, POLICY)) == (614, 460, "png")
+
+
 def test_concurrent_renders_are_correct(mpl_svg):
     sizes = [200, 300, 400, 500, 614, 250]
     with ThreadPoolExecutor(6) as pool:
