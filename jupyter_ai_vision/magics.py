@@ -18,6 +18,7 @@ prompt as one string. The vision provider (see :meth:`VisionProvider._prepare`) 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import sys
 import threading
@@ -56,13 +57,16 @@ class FigureLog:
         self._lock = threading.Lock()
 
     def add_bundle(self, data: Mapping[str, Any], execution_count: int | None) -> None:
-        mime = next((m for m in IMAGE_MIMES if isinstance(data.get(m), str)), None)
+        mime = next((m for m in IMAGE_MIMES if isinstance(data.get(m), (str, bytes))), None)
         if mime is None:
             return
+        payload = data[mime]
+        if isinstance(payload, bytes):  # the display hook sees raw bytes, display_pub base64
+            payload = base64.b64encode(payload).decode("ascii")
         text = data.get("text/plain")
         text = text if isinstance(text, str) else "figure"
         with self._lock:
-            self._figures.append(Figure(mime, data[mime], execution_count, text[:200]))
+            self._figures.append(Figure(mime, payload, execution_count, text[:200]))
 
     def recent(self, n: int = MAX_FIGURES) -> list[Figure]:
         with self._lock:

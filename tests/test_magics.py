@@ -177,3 +177,12 @@ def test_override_sends_images_to_an_unlisted_model(kernel, model_server):
     )
     assert out["error"] is None, out["error"]
     assert len(images_in(model_server.chat_requests()[-1])) == 1
+
+
+def test_last_figure_from_a_cell_result(kernel, model_server):
+    shown = kernel.run("from PIL import Image\nImage.new('RGB', (24, 24), (0, 255, 0))")
+    assert any("image/png" in d for d in shown["data"])
+    out = kernel.run(ai(model_server, "Colour of @last_figure?"))
+    assert out["error"] is None, out["error"]
+    (img,) = images_in(model_server.chat_requests()[-1])
+    assert img.convert("RGB").getpixel((5, 5)) == (0, 255, 0)
