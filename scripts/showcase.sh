@@ -7,6 +7,8 @@ VENV="${VENV:-.venv}"
 scripts/setup.sh --test
 export LITELLM_LOCAL_MODEL_COST_MAP=True PATH="$VENV/bin:$PATH"
 mkdir -p out
+# the notebook links images relative to itself: keep them beside the executed copy
+cp -r examples/images out/
 "$VENV/bin/jupyter" nbconvert --to notebook --execute examples/showcase.ipynb --output-dir out --output showcase.ipynb
 "$VENV/bin/jupyter-ai-vision" inspect out/showcase.ipynb --html out/showcase-report.html
 "$VENV/bin/jupyter-ai-vision" inspect out/showcase.ipynb --json > out/showcase-report.json
