@@ -46,16 +46,24 @@ class Target:
     """The notebook a /see question is about, read once."""
 
     path: str  # server-relative, POSIX
-    notebook: Any  # a forked live YNotebook, or an nbformat dict read from disk
+    #: live: the shared document's state as a Yjs update (bytes, rebuilt off the event loop
+    #: with :func:`notebook_from_update`); disk: the nbformat dict read from the file.
+    notebook: Any
     source: Literal["live", "disk"]
     how: str  # "explicit" | "awareness" | "only open" | "selection"
-    focus: str | int | None = None  # cell id (preferred) or index
+    active_cell: str | int | None = None  # from awareness, when an extension publishes it
+    selection: str | None = None
+    focus: str | int | None = None  # cell id (preferred) or index, see pick_focus()
     focus_how: str = "none"  # "awareness" | "selection" | "last executed" | "none"
     notes: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         return PurePosixPath(self.path).name
+
+    def load(self) -> Any:
+        """The notebook as the context builder takes it (call it in a worker thread)."""
+        return notebook_from_update(self.notebook) if self.source == "live" else self.notebook
 
 
 # ----- what the collaboration layer knows ---------------------------------------------------
@@ -179,8 +187,13 @@ def safe_path(path: str, root_dir: str) -> str:
 
 
 # ----- reading ---------------------------------------------------------------------------
-async def read_live(settings: Mapping[str, Any] | None, path: str) -> Any | None:
-    """A forked copy of the live YNotebook for ``path``, or None when it is not open."""
+async def read_live(settings: Mapping[str, Any] | None, path: str) -> bytes | None:
+    """The live notebook's state (a Yjs update), or None when it is not open collaboratively.
+
+    Encoding the state takes a few ms; rebuilding and reading it (tens of ms for a big
+    notebook) happens later in a worker thread, on a private copy, so the server's event loop
+    stays responsive and the shared document is never touched from another thread.
+    """
     ext = _ydoc_ext(settings)
     if ext is None or not hasattr(ext, "get_document"):
         return None
@@ -189,7 +202,18 @@ async def read_live(settings: Mapping[str, Any] | None, path: str) -> Any | None
     file_id = fim.get_id(path) if fim is not None else None
     if file_id is None or f"{_NOTEBOOK_ROOM}{file_id}" not in _rooms(settings):
         return None
-    return await ext.get_document(path=path, content_type="notebook", file_format="json", copy=True)
+    doc = await ext.get_document(path=path, content_type="notebook", file_format="json", copy=False)
+    return None if doc is None else bytes(doc.ydoc.get_update())
+
+
+def notebook_from_update(update: bytes) -> Any:
+    """A private YNotebook rebuilt from :func:`read_live`'s update (any thread)."""
+    from jupyter_ydoc import YNotebook
+    from pycrdt import Doc
+
+    doc: Any = Doc()
+    doc.apply_update(update)
+    return YNotebook(doc)
 
 
 async def read_disk(settings: Mapping[str, Any] | None, path: str, root_dir: str) -> dict:
@@ -215,6 +239,8 @@ async def read_disk(settings: Mapping[str, Any] | None, path: str, root_dir: str
 
 
 def _cells(notebook: Any) -> list[dict[str, Any]]:
+    if isinstance(notebook, bytes):
+        notebook = notebook_from_update(notebook)
     if isinstance(notebook, Mapping):
         return list(notebook.get("cells", []))
     return list(notebook.get().get("cells", []))
@@ -293,11 +319,29 @@ async def resolve(
 async def _match_selection(
     settings: Mapping[str, Any] | None, opened: dict[str, Any], selection: str
 ) -> str | None:
+    import asyncio
+
     for path in sorted(opened):
-        doc = await read_live(settings, path)
-        if doc is not None and cell_matching(_cells(doc), selection) is not None:
-            return path
+        update = await read_live(settings, path)
+        if update is not None:
+            cells = await asyncio.to_thread(_cells, update)
+            if cell_matching(cells, selection) is not None:
+                return path
     return None
+
+
+def pick_focus(
+    cells: list[dict[str, Any]], *, active: str | int | None, selection: str | None
+) -> tuple[str | int | None, str]:
+    """The focus cell: the active cell (awareness), else the selection's cell, else the last
+    executed one."""
+    if active is not None:
+        return active, "awareness"
+    if selection and (match := cell_matching(cells, selection)) is not None:
+        return match, "selection"
+    if (last := last_executed(cells)) is not None:
+        return last, "last executed"
+    return None, "none"
 
 
 async def read_target(
@@ -309,22 +353,14 @@ async def read_target(
     root_dir: str,
     selection: str | None = None,
 ) -> Target:
-    """Read ``path`` (live copy, else disk) and pick the focus cell."""
-    notes: list[str] = []
+    """Read ``path`` (live state, else the file on disk); the focus is picked later."""
     live = await read_live(settings, path)
     if live is not None:
         target = Target(path, live, "live", how)
     else:
         target = Target(path, await read_disk(settings, path, root_dir), "disk", how)
-        notes.append(f"{path} is not open in JupyterLab: read the saved file.")
-    target.notes = notes
-    cells = _cells(target.notebook)
+        target.notes.append(f"{path} is not open in JupyterLab: read the saved file.")
     room = open_notebooks(settings, root_dir).get(path)
-    focus = active_cell(room, username) if room is not None else None
-    if focus is not None:
-        target.focus, target.focus_how = focus, "awareness"
-    elif selection and (match := cell_matching(cells, selection)) is not None:
-        target.focus, target.focus_how = match, "selection"
-    elif (last := last_executed(cells)) is not None:
-        target.focus, target.focus_how = last, "last executed"
+    target.active_cell = active_cell(room, username) if room is not None else None
+    target.selection = selection
     return target

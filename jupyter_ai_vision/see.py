@@ -183,18 +183,25 @@ class SeeChatHandler(BaseChatHandler):
                 await _close(stream)
 
     async def _build(self, target: live.Target) -> VisionContext:
-        from jupyter_ai_vision.builder import build_context_async
+        """The shared context builder, entirely in a worker thread (the loop stays free)."""
+        from jupyter_ai_vision.builder import build_from_snapshot
+        from jupyter_ai_vision.snapshot import load_notebook
 
-        return await build_context_async(
-            target.notebook,
-            focus=target.focus,
-            model=self._model_name(),
-            supports_images=await self._supports_images(),
-            root_dir=self.root_dir,
-            path=target.path,
-            cache=self._cache(),
-            exclude_sha256=self._images_in_history(),
-        )
+        options = {
+            "model": self._model_name(),
+            "supports_images": await self._supports_images(),
+            "cache": self._cache(),
+            "exclude_sha256": self._images_in_history(),
+        }
+
+        def work() -> VisionContext:
+            snapshot = load_notebook(target.load(), path=target.path, root_dir=self.root_dir)
+            target.focus, target.focus_how = live.pick_focus(
+                snapshot.cells, active=target.active_cell, selection=target.selection
+            )
+            return build_from_snapshot(snapshot, focus=target.focus, **options)
+
+        return await asyncio.get_running_loop().run_in_executor(None, work)
 
     async def _kernel_references(
         self, target: live.Target, question: str
