@@ -19,7 +19,7 @@ from typing import Literal
 HtmlKind = Literal["table", "widget", "bokeh", "plotly", "vega-lite", "html"]
 
 #: HTML beyond this many characters is not parsed (a note says so).
-MAX_INPUT_CHARS = 2_000_000
+MAX_INPUT_CHARS = 1_000_000
 #: Table bounds: rows / columns shown per table.
 MAX_TABLE_ROWS = 30
 MAX_TABLE_COLS = 12
@@ -70,6 +70,7 @@ def html_to_text(
         html = html[:max_input_chars]
     if original > max_input_chars * 4 or len(html) == max_input_chars:
         notes.append(f"HTML truncated: only part of the {original // 1000} kB output was read")
+    html = _strip_comments(html)
     kind = _kind(html)
     if kind == "bokeh":
         return HtmlText(text="[Bokeh plot (interactive HTML, not rendered)]", kind="bokeh")
@@ -154,6 +155,24 @@ def _trim_tables(html: str) -> str:
             out.append(html[pos:cut])
             out.append(f'<tr {_SKIPPED_ATTR}="{skipped}"></tr>')
             pos = end
+    out.append(html[pos:])
+    return "".join(out)
+
+
+def _strip_comments(html: str) -> str:
+    """Remove ``<!-- -->`` comments in linear time (HTMLParser is quadratic on unclosed ones);
+    an unclosed comment runs to the end, as in browsers."""
+    if "<!--" not in html:
+        return html
+    out = []
+    pos = 0
+    while (start := html.find("<!--", pos)) != -1:
+        out.append(html[pos:start])
+        end = html.find("-->", start + 4)
+        if end == -1:
+            pos = len(html)
+            break
+        pos = end + 3
     out.append(html[pos:])
     return "".join(out)
 

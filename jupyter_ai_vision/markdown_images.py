@@ -56,18 +56,23 @@ class ImageRef:
     kind: RefKind = "local"
 
 
+# Quantifiers are bounded and alt text excludes "[" so that no input makes matching
+# quadratic (e.g. 50,000 "![" in a row).
 _INLINE = re.compile(
-    r"!\[(?P<alt>(?:\\.|[^\]\\])*)\]\(\s*"
-    r"(?:<(?P<angle>[^>\n]*)>|(?P<bare>(?:\\.|[^\s()\\]|\((?:\\.|[^\s()\\])*\))*))"
-    r"(?:\s+(?P<title>\"[^\"]*\"|'[^']*'|\([^)]*\)))?\s*\)"
+    r"!\[(?P<alt>(?:\\.|[^\[\]\\]){0,500})\]\(\s*"
+    r"(?:<(?P<angle>[^>\n]{0,2000})>|(?P<bare>(?:\\.|[^\s()\\]|\((?:\\.|[^\s()\\]){0,200}\)){0,2000}))"
+    r"(?:\s+(?P<title>\"[^\"]{0,500}\"|'[^']{0,500}'|\([^)]{0,500}\)))?\s*\)"
 )
-_REF_USE = re.compile(r"!\[(?P<alt>[^\]]*)\]\[(?P<label>[^\]]*)\]|!\[(?P<short>[^\]]+)\](?![\[(])")
+_REF_USE = re.compile(
+    r"!\[(?P<alt>[^\[\]]{0,500})\]\[(?P<label>[^\[\]]{0,500})\]"
+    r"|!\[(?P<short>[^\[\]]{1,500})\](?![\[(])"
+)
 _REF_DEF = re.compile(
-    r"^ {0,3}\[(?P<label>[^\]]+)\]:\s*(?:<(?P<angle>[^>\n]*)>|(?P<bare>\S+))"
-    r"(?:\s+(?P<title>\"[^\"]*\"|'[^']*'|\([^)]*\)))?\s*$",
+    r"^ {0,3}\[(?P<label>[^\[\]]{1,500})\]:[ \t]*(?:<(?P<angle>[^>\n]{0,2000})>|(?P<bare>\S{1,2000}))"
+    r"(?:[ \t]+(?P<title>\"[^\"]{0,500}\"|'[^']{0,500}'|\([^)]{0,500}\)))?[ \t]*$",
     re.MULTILINE,
 )
-_IMG_TAG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_IMG_START = re.compile(r"<img\b", re.IGNORECASE)
 _ATTR = re.compile(r"""([a-zA-Z_:][-\w:.]*)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))""")
 _FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,}).*?^\1\2[`~]*[ \t]*$", re.MULTILINE | re.DOTALL)
 
@@ -92,10 +97,10 @@ def find_image_refs(source: str) -> list[ImageRef]:
             target, title = defs[_label(label)]
             alt = m.group("alt") if m.group("alt") is not None else m.group("short")
             found.append((m.start(), _ref(target, alt or "", title)))
-    for m in _IMG_TAG.finditer(text):
-        attrs = {a.lower(): (v1 or v2 or v3 or "") for a, v1, v2, v3 in _ATTR.findall(m.group(0))}
+    for start, tag in _img_tags(text):
+        attrs = {a.lower(): (v1 or v2 or v3 or "") for a, v1, v2, v3 in _ATTR.findall(tag)}
         if attrs.get("src"):
-            found.append((m.start(), _ref(attrs["src"], attrs.get("alt", ""), attrs.get("title"))))
+            found.append((start, _ref(attrs["src"], attrs.get("alt", ""), attrs.get("title"))))
     return [ref for _, ref in sorted(found, key=lambda item: item[0])]
 
 
@@ -181,6 +186,19 @@ def mime_for_path(path: Path) -> str:
 
 
 # --- helpers ---------------------------------------------------------------------------
+
+
+def _img_tags(text: str) -> list[tuple[int, str]]:
+    """``(offset, tag text)`` of each ``<img ...>`` (linear: str.find, no regex backtracking)."""
+    tags = []
+    pos = 0
+    while match := _IMG_START.search(text, pos):
+        end = text.find(">", match.end())
+        if end == -1:
+            break  # no later tag can close either
+        tags.append((match.start(), text[match.start() : end + 1]))
+        pos = end + 1
+    return tags
 
 
 def _ref(target: str, alt: str, title: str | None) -> ImageRef:

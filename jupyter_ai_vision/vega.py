@@ -357,19 +357,30 @@ def _script_bodies(html: str) -> Iterator[str]:
         yield match.group(1)
 
 
+_OBJECT_START = re.compile(r'\{\s*["}]')
+#: Failed parse attempts per script before giving up (each failure costs O(position) in
+#: the json module, so unbounded attempts would be quadratic on hostile input).
+_MAX_ATTEMPTS = 50
+
+
 def _json_objects(text: str) -> Iterator[dict[str, Any]]:
-    """Every JSON object literal in ``text`` (JS source), outermost first, skipping nested."""
+    """JSON object literals in ``text`` (JS source), outermost first, skipping nested ones.
+
+    Only ``{"`` / ``{}`` starts are tried: JS blocks (``{ var x ...``) are skipped unparsed.
+    """
     decoder = json.JSONDecoder()
-    pos = text.find("{")
-    while pos != -1:
+    failures = 0
+    match = _OBJECT_START.search(text)
+    while match is not None and failures < _MAX_ATTEMPTS:
         try:
-            obj, end = decoder.raw_decode(text, pos)
-        except ValueError:
-            pos = text.find("{", pos + 1)
+            obj, end = decoder.raw_decode(text, match.start())
+        except (ValueError, RecursionError):  # JS code, or absurdly deep nesting
+            failures += 1
+            match = _OBJECT_START.search(text, match.start() + 1)
             continue
         if isinstance(obj, dict):
             yield obj
-        pos = text.find("{", end)
+        match = _OBJECT_START.search(text, end)
 
 
 def _looks_like_vegalite(obj: dict[str, Any]) -> bool:

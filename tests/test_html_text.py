@@ -199,3 +199,13 @@ def test_big_non_table_html_is_truncated_quickly() -> None:
 
 def test_list_of_lines_is_accepted() -> None:
     assert html_to_text(["<p>a", "b</p>"]).text == "ab"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "html", ["<!--" * 10_000, "<" * 100_000, "</table></tr></td>" * 1000, "&#99999999;" * 1000]
+)
+def test_hostile_html_is_handled_quickly(html: str) -> None:
+    start = time.perf_counter()
+    reduced = html_to_text(html)
+    assert time.perf_counter() - start < 1.5
+    assert len(reduced.text) <= 4000 and reduced.images == []

@@ -242,3 +242,13 @@ def test_oversized_file_is_rejected(tree: dict[str, Path], monkeypatch: pytest.M
     monkeypatch.setattr(mdi, "MAX_FILE_BYTES", 50)
     with pytest.raises(UnsafeLink, match="larger than"):
         resolve("img/plot.png", tree)
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["![" * 50_000, "<img" * 30_000, "![a](" + "(" * 50_000, "![a][" * 30_000, "[x]: " * 30_000],
+)
+def test_hostile_sources_are_scanned_in_linear_time(source: str) -> None:
+    start = time.perf_counter()
+    assert mdi.find_image_refs(source) == []
+    assert time.perf_counter() - start < 0.5

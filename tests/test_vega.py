@@ -283,3 +283,12 @@ def test_huge_sequence_generator_is_refused() -> None:
         vega.render_vegalite(spec)
     spec["data"] = {"sequence": {"start": 0, "stop": 50, "step": 0.5}}
     assert png_size(vega.render_vegalite(spec))[0] > 100
+
+
+@pytest.mark.parametrize(
+    "script", ['{"a":1,' * 50_000, '{"a":' * 5_000, "{" * 20_000, "vega " + "[" * 10_000]
+)
+def test_hostile_html_does_not_hang_spec_search(script: str) -> None:
+    start = time.perf_counter()
+    assert vega.spec_from_html(f"<script>vegaEmbed({script})</script>") is None
+    assert time.perf_counter() - start < 0.5
