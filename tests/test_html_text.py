@@ -209,3 +209,21 @@ def test_hostile_html_is_handled_quickly(html: str) -> None:
     reduced = html_to_text(html)
     assert time.perf_counter() - start < 1.5
     assert len(reduced.text) <= 4000 and reduced.images == []
+
+
+def test_outputs_of_a_real_kernel(executed_notebook: dict) -> None:
+    cells = {c.get("id"): c for c in executed_notebook["cells"]}
+    [table] = cells["pandas"]["outputs"]
+    reduced = html_to_text("".join(table["data"]["text/html"]))
+    assert reduced.kind == "table"
+    assert reduced.text.splitlines()[-2:] == ["| 0 | Oslo | 3.5 |", "| 1 | Lima | 19.0 |"]
+    [html_img] = cells["html-img"]["outputs"]
+    reduced = html_to_text("".join(html_img["data"]["text/html"]))
+    assert reduced.text.splitlines() == [
+        "An inline image:",
+        "[image 1]",
+        "[1 script removed (never executed)]",
+    ]
+    [(mime, data)] = reduced.images
+    with Image.open(io.BytesIO(data)) as im:
+        assert (mime, im.size) == ("image/png", (320, 200))

@@ -105,3 +105,15 @@ def test_plotly_html_output_is_described_not_executed(line_fig: go.Figure) -> No
     assert reduced.text.startswith("[Plotly figure 'Temperatures': 2 traces")
     assert "interactive Plotly HTML, not rendered" in reduced.text
     assert "newPlot" not in reduced.text and "PLOTLYENV" not in reduced.text
+
+
+def test_outputs_of_a_real_kernel(executed_notebook: dict) -> None:
+    cells = {c.get("id"): c for c in executed_notebook["cells"]}
+    [out] = cells["plotly"]["outputs"]
+    assert summarize_figure(out["data"][PLOTLY_MIME]).splitlines() == [
+        "Plotly figure 'Temperatures': 1 trace",
+        "axes: xaxis 'day'; yaxis 'deg C'",
+        "- trace 0: scatter (lines) 'temps', 3 points",
+    ]
+    [bar] = cells["plotly-png"]["outputs"]
+    assert "- trace 0: bar 'bars', 3 points" in summarize_figure(bar["data"][PLOTLY_MIME])

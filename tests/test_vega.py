@@ -292,3 +292,22 @@ def test_hostile_html_does_not_hang_spec_search(script: str) -> None:
     start = time.perf_counter()
     assert vega.spec_from_html(f"<script>vegaEmbed({script})</script>") is None
     assert time.perf_counter() - start < 0.5
+
+
+def _outputs(nb: dict, cell_id: str) -> list[dict]:
+    return next(c for c in nb["cells"] if c.get("id") == cell_id)["outputs"]
+
+
+def test_outputs_of_a_real_kernel(executed_notebook: dict) -> None:
+    """Altair's html and mimetype renderers, as a real kernel stored them in the notebook."""
+    [html_out] = _outputs(executed_notebook, "altair-html")
+    spec = vega.spec_from_html("".join(html_out["data"]["text/html"]))
+    assert spec is not None and spec["mark"] == {"type": "line"}
+    assert vega.summarize_spec(spec) == (
+        "Vega-Lite chart 'Fruit line': line; encodings x -> fruit:N, y -> count:Q; "
+        "3 inline data rows"
+    )
+    [mime_out] = _outputs(executed_notebook, "altair-mime")
+    [mime] = [m for m in mime_out["data"] if vega.is_vegalite_mime(m)]
+    assert mime == "application/vnd.vegalite.v6.json"
+    assert png_size(vega.render_vegalite(mime_out["data"][mime]))[1] > 100
