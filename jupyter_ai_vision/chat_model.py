@@ -50,13 +50,20 @@ def _needs_placeholder_key(model: str) -> bool:
 def import_litellm() -> Any:
     """``import litellm`` without fetching its remote cost map (no network at start-up)."""
     module = sys.modules.get("litellm")
-    if module is not None:
+    if module is not None and hasattr(module, "completion"):
         return module
     import os
 
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     with _IMPORT_LOCK:
-        return importlib.import_module("litellm")
+        if "litellm" in sys.modules:
+            return sys.modules["litellm"]
+        module = importlib.import_module("litellm")
+        # When we load it: no "Give Feedback / Get Help" banners printed into the user's
+        # notebook or server log on every error (errors become one line instead). A display
+        # setting, not request state; left alone when the user imported litellm first.
+        module.suppress_debug_info = True
+        return module
 
 
 async def import_litellm_async() -> Any:

@@ -108,24 +108,29 @@ def _is_ollama(model: str) -> bool:
 
 
 def check_vision(model: str, api_base: str | None = None) -> bool | None:
-    """LiteLLM's answer: True, False (a mapped model without vision) or None (unknown).
+    """True, False (a model LiteLLM maps without vision) or None (unknown: images are sent).
 
-    Imports litellm and, for ``ollama/*``, makes a blocking HTTP call: never call it on
-    the event loop (see :meth:`VisionProvider.asupports_images`).
+    LiteLLM says False for every model it does not know, so False is only trusted for
+    names in its model map; otherwise the built-in table decides (``ollama/llava`` takes
+    images). Imports litellm and, for ``ollama/*``, LiteLLM asks the Ollama server: never
+    call this on the event loop (see :meth:`VisionProvider.asupports_images`).
     """
     key = (model, api_base)
     if key in _VISION_CACHE:
         return _VISION_CACHE[key]
     litellm = import_litellm()
-    result: bool | None
+    result: bool | None = None
     try:
-        result = True if litellm.supports_vision(model=model) else None
-        if result is None:
-            # False is only meaningful for a model LiteLLM knows; unmapped names are unknown
-            litellm.get_model_info(model=model)
-            result = False
+        if litellm.supports_vision(model=model):
+            result = True
+        elif not _is_ollama(model):
+            bare = model.split("/", 1)[1] if "/" in model else model
+            if model in litellm.model_cost or bare in litellm.model_cost:
+                result = False
     except Exception:
         result = None
+    if result is None:
+        result = _hint(model)
     _VISION_CACHE[key] = result
     return result
 
@@ -300,6 +305,9 @@ class VisionProvider(BaseProvider, LiteLLMChatModel):  # type: ignore[misc]
         """:meth:`supports_images` with LiteLLM's full check run in a worker thread."""
         if self.supports_vision is not None:
             return self.supports_vision
+        key = (self.model, self.api_base)
+        if key in _VISION_CACHE:  # no thread hop once known
+            return _VISION_CACHE[key]
         return await asyncio.to_thread(check_vision, self.model, self.api_base)
 
     # ----- prompt templates ------------------------------------------------------------

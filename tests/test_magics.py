@@ -159,6 +159,7 @@ def test_invalid_key_is_one_line_without_the_key(kernel, model_server):
     (line,) = out["error"]["traceback"]
     assert "update your API key in the chat settings" in line
     assert KEY not in json.dumps(out)
+    assert out["stdout"].strip() == ""  # no LiteLLM banners in the notebook
 
 
 def test_non_vision_model_gets_text_and_is_told(kernel, model_server):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -221,3 +222,23 @@ async def test_local_server_without_any_key(model_server, monkeypatch):
     p = VisionProvider(model_id="openai/llava-local", api_base=model_server.url)
     assert (await p.ainvoke("hi")).content
     assert model_server.records[0].headers["authorization"] == "Bearer no-key-configured"
+
+
+async def test_ollama_check_runs_off_the_event_loop():
+    """LiteLLM asks the Ollama server (a blocking HTTP call): the loop must keep running."""
+    provider_mod._VISION_CACHE.pop(("ollama/llava", None), None)
+    p = VisionProvider(model_id="ollama/llava")
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    result = await p.asupports_images()
+    task.cancel()
+    # LiteLLM's map does not know llava (it says False): the built-in table knows it does
+    assert result is True
+    assert ticks >= 2  # a check on the loop itself would leave the ticker at 0
