@@ -58,12 +58,12 @@ def import_litellm() -> Any:
     with _IMPORT_LOCK:
         if "litellm" in sys.modules:
             return sys.modules["litellm"]
-        module: Any = importlib.import_module("litellm")
+        loaded: Any = importlib.import_module("litellm")
         # When we load it: no "Give Feedback / Get Help" banners printed into the user's
         # notebook or server log on every error (errors become one line instead). A display
         # setting, not request state; left alone when the user imported litellm first.
-        module.suppress_debug_info = True  # type: ignore[attr-defined]
-        return module
+        loaded.suppress_debug_info = True
+        return loaded
 
 
 async def import_litellm_async() -> Any:
