@@ -217,7 +217,10 @@ def check_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
 
 # ----- prompt templates -------------------------------------------------------------------
 _FORMAT_INSTRUCTIONS = {
-    "code": "Produce output as source code only, with no text or explanation before or after it.",
+    "code": (
+        "Produce output as source code only, with no text or explanation before or after it. "
+        "Use the kernel's variable names as written in the question."
+    ),
     "html": "Produce output in HTML format only, with no markup before or afterward.",
     "markdown": "Produce output in markdown format only.",
     "md": "Produce output in markdown format only.",
@@ -225,7 +228,6 @@ _FORMAT_INSTRUCTIONS = {
     "json": "Produce output in JSON format only, with nothing before or after it.",
     "text": "",
 }
-_FIGURES = "Figures and variables referenced with @name are attached below the question."
 
 
 NOT_SENT = (
@@ -312,7 +314,8 @@ class VisionProvider(BaseProvider, LiteLLMChatModel):  # type: ignore[misc]
 
     # ----- prompt templates ------------------------------------------------------------
     def get_prompt_template(self, format: str) -> PromptTemplate:  # noqa: A002
-        """%%ai templates: the format instruction, plus a pointer to attached figures."""
+        """%%ai templates: the question, then the output format's instruction (literal text:
+        the magic formats the result with the user's namespace afterwards)."""
         if format not in _FORMAT_INSTRUCTIONS:
             return super().get_prompt_template(format)
         lines = ["{prompt}"]
