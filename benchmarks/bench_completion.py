@@ -20,10 +20,16 @@ import asyncio
 import base64
 import gc
 import io
+import json
 import os
+import socket
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -111,20 +117,24 @@ async def assemble(provider: Any, ynb: Any, cell_id: str, live: bool, number: in
     )
 
 
-async def timings(ynb: Any, ids: list[str], runs: int) -> dict[str, list[float]]:
+async def timings(
+    ynb: Any, ids: list[str], runs: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     provider = BenchProvider()
     out: dict[str, list[float]] = {"prefix/suffix only": [], "live window + builder": []}
+    cpu: dict[str, list[float]] = {name: [] for name in out}
     for warm in range(20):  # warm caches (image cache, imports)
         await assemble(provider, ynb, ids[warm % len(ids)], True, warm)
     for i in range(runs):
         cell_id = ids[i % len(ids)]
         for name, live in (("prefix/suffix only", False), ("live window + builder", True)):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             prompt = await assemble(provider, ynb, cell_id, live, i)
             out[name].append((time.perf_counter() - t) * 1000)
+            cpu[name].append((time.process_time() - c) * 1000)
             if live:
                 assert prompt.origin == "live", prompt.origin
-    return out
+    return out, cpu
 
 
 def rss_mb() -> float:
@@ -132,7 +142,10 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
-async def memory(ynb: Any, ids: list[str], requests: int, model_url: str | None) -> None:
+async def memory(
+    ynb: Any, ids: list[str], requests: int, model_url: str | None, root: str | None = None
+) -> None:
+    """Heap and RSS growth over ``requests`` requests after 100 warm-up ones."""
     from jupyter_ai_magics.models.completion import InlineCompletionRequest
 
     from jupyter_ai_vision import completion
@@ -145,24 +158,26 @@ async def memory(ynb: Any, ids: list[str], requests: int, model_url: str | None)
 
     async def one(i: int) -> None:
         cell_id = ids[i % len(ids)]
-        if model_url:
-            request = InlineCompletionRequest(
-                number=i,
-                prefix="x = ",
-                suffix="",
-                mime="text/x-ipython",
-                stream=i % 2 == 1,
-                language="python",
-                path=None,
-                cell_id=None,
-            )
-            window = completion.window_from_ynotebook(
-                ynb, cell_id, completion.settings_for(provider)
-            )
-            prompt = await completion.build_prompt(provider, request, window=window)
-            await provider.ainvoke(prompt.messages)
-        else:
+        if not model_url:
             await assemble(provider, ynb, cell_id, True, i)
+            return
+        request = InlineCompletionRequest(
+            number=i,
+            prefix=f"series_{i % 90}.",
+            suffix="",
+            mime="text/x-ipython",
+            stream=i % 2 == 1,
+            language="python",
+            path="bench.ipynb",
+            cell_id=cell_id,
+        )
+        settings = {"server_root_dir": root}
+        if request.stream:
+            async for _ in completion.stream(provider, request, server_settings=settings):
+                pass
+        else:
+            reply = await completion.generate(provider, request, server_settings=settings)
+            assert reply.error is None and reply.list.items[0].insertText == "mean()", reply
 
     for i in range(100):
         await one(i)
@@ -176,17 +191,45 @@ async def memory(ynb: Any, ids: list[str], requests: int, model_url: str | None)
             gc.collect()
             marks.append((i - 99, tracemalloc.get_traced_memory()[0] - base_traced, rss_mb()))
     tracemalloc.stop()
-    label = "assembly + LiteLLM call" if model_url else "assembly"
+    label = (
+        "generate/stream through LiteLLM, saved-file context, half streaming"
+        if model_url
+        else "live window + builder"
+    )
     print(f"\nmemory over {requests} requests ({label}); after 100 warm-up requests:")
     for n, traced, rss in marks:
         print(
-            f"  after {n:5d}: python heap +{traced / 1e6:6.2f} MB   RSS {rss:7.1f} MB "
-            f"(+{rss - base_rss:5.1f})"
+            f"  after {n:5d}: python heap {traced / 1e6:+6.2f} MB   RSS {rss:7.1f} MB "
+            f"({rss - base_rss:+5.1f})"
         )
     print(
-        f"  tracked cells (supersession table): {len(completion.SUPERSESSION)} entries max "
-        f"{completion.SUPERSESSION.max_tracked}"
+        f"  supersession table: {len(completion.SUPERSESSION)} entries "
+        f"(max {completion.SUPERSESSION.max_tracked}); saved-notebook cache: "
+        f"{completion.SAVED_NOTEBOOKS.loads} parse(s)"
     )
+
+
+def model_server_process() -> tuple[subprocess.Popen[str], str]:
+    """The recording model server in its own process (its recordings are not measured)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyter_ai_vision.testing.model_server",
+            "--port",
+            str(port),
+            "--reply",
+            "mean()",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    proc.stdout.readline()  # "recording model server on ..."
+    return proc, f"http://127.0.0.1:{port}/v1"
 
 
 async def main() -> None:
@@ -208,21 +251,25 @@ async def main() -> None:
     ynb.set(nb)
     ids = [c["id"] for c in nb["cells"]][20::7] or [nb["cells"][-1]["id"]]
     print(f"{args.cells}-cell live YNotebook, {len(ids)} cursor positions, {args.runs} runs each")
-    results = await timings(ynb, ids, args.runs)
+    results, cpu = await timings(ynb, ids, args.runs)
     base = statistics.median(results["prefix/suffix only"])
     for name, values in results.items():
         p50 = statistics.median(values)
         print(
             f"  {name:24s} p50 {p50:7.2f} ms   p90 {percentile(values, 0.9):7.2f} ms   "
-            f"max {max(values):7.2f} ms   ({p50 / base:5.1f}x baseline)"
+            f"max {max(values):7.2f} ms   ({p50 / base:5.1f}x baseline)   "
+            f"CPU p50 {statistics.median(cpu[name]):6.2f} ms"
         )
     await memory(ynb, ids, args.requests, None)
     if args.model_server:
-        from jupyter_ai_vision.testing import ModelServer
-
-        with ModelServer() as server:
-            server.set_reply("mean()")
-            await memory(ynb, ids, args.requests, server.url)
+        with tempfile.TemporaryDirectory() as root:
+            Path(root, "bench.ipynb").write_text(json.dumps(nb))
+            proc, url = model_server_process()
+            try:
+                await memory(ynb, ids, args.requests, url, root)
+            finally:
+                proc.terminate()
+                proc.wait(10)
 
 
 if __name__ == "__main__":
