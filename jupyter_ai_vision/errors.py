@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-SETTINGS = "the chat settings (or `-m '{...}'` in %%ai)"
+SETTINGS = "the chat settings (or %%ai -m {...})"
 
 #: Class name -> one-line message. The first class in the MRO that is listed wins, so
 #: ``Timeout`` (a subclass of ``APIConnectionError``) is matched before its base.
@@ -143,7 +143,7 @@ _NO_CREDENTIALS = re.compile(
 _PROVIDER_MISSING = re.compile(r"LLM Provider NOT provided", re.I)
 _PREFIXES = re.compile(r"^(litellm\.)?\w+(Error|Exception|Timeout)?:\s*", re.I)
 _SECRETS = re.compile(
-    r"(sk-[A-Za-z0-9_\-*]{4,}|Bearer\s+\S+|(api[_-]?key['\"]?\s*[:=]\s*)['\"]?[^\s'\",]+)", re.I
+    r"(\bsk-[A-Za-z0-9_\-*]{8,}|Bearer\s+\S+|(api[_-]?key['\"]?\s*[:=]\s*)['\"]?[^\s'\",]+)", re.I
 )
 
 
