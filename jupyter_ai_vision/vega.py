@@ -186,27 +186,45 @@ def _summarize_view(view: dict[str, Any], root: dict[str, Any], depth: int) -> s
             parts.append(", ".join(size))
     text = "; ".join(parts)
     for key in _COMPOSITE_KEYS:
-        sub = view.get(key)
-        if key == "facet" and isinstance(view.get("spec"), dict):
-            text += f"; faceted by {', '.join(_encodings(sub)) or 'field'}"
-            sub = [view["spec"]]
-        elif key == "repeat" and isinstance(view.get("spec"), dict):
-            text += "; repeated"
-            sub = [view["spec"]]
-        if isinstance(sub, list) and sub:
-            text += f"; {len(sub)} {key} views"
-            if depth < 2:
-                for child in sub[:8]:
-                    if isinstance(child, dict):
-                        text += (
-                            "\n"
-                            + "  " * (depth + 1)
-                            + "- "
-                            + _summarize_view(child, root, depth + 1)
-                        )
-                if len(sub) > 8:
-                    text += "\n" + "  " * (depth + 1) + f"- … {len(sub) - 8} more"
+        if key not in view:
+            continue
+        sub = view[key]
+        if key in ("facet", "repeat"):
+            text += (
+                f"; faceted by {_facet(sub)}"
+                if key == "facet"
+                else f"; repeated over {_repeat(sub)}"
+            )
+            children = [view["spec"]] if isinstance(view.get("spec"), dict) else []
+        else:
+            children = sub if isinstance(sub, list) else []
+            text += f"; {len(children)} {key} views"
+        if depth < 2:
+            indent = "\n" + "  " * (depth + 1) + "- "
+            for child in children[:8]:
+                if isinstance(child, dict):
+                    text += indent + _summarize_view(child, root, depth + 1)
+            if len(children) > 8:
+                text += indent + f"… {len(children) - 8} more"
     return text
+
+
+def _facet(facet: Any) -> str:
+    if isinstance(facet, dict) and "field" in facet:
+        return _field(facet)
+    return ", ".join(_encodings(facet)) or "a field"
+
+
+def _repeat(repeat: Any) -> str:
+    if isinstance(repeat, list):
+        return ", ".join(str(r) for r in repeat[:10])
+    if isinstance(repeat, dict):
+        return "; ".join(
+            f"{k} [{', '.join(str(r) for r in v[:10])}]"
+            for k, v in repeat.items()
+            if isinstance(v, list)
+        )
+    return "fields"
 
 
 def _title(title: Any) -> str:

@@ -311,3 +311,20 @@ def test_outputs_of_a_real_kernel(executed_notebook: dict) -> None:
     [mime] = [m for m in mime_out["data"] if vega.is_vegalite_mime(m)]
     assert mime == "application/vnd.vegalite.v6.json"
     assert png_size(vega.render_vegalite(mime_out["data"][mime]))[1] > 100
+
+
+def test_summary_facet_and_repeat(df: pd.DataFrame) -> None:
+    point = alt.Chart(df).mark_point().encode(x="kg:Q", y="count:Q")
+    assert vega.summarize_spec(point.facet(column="fruit:N").to_dict()) == (
+        "Vega-Lite chart; 4 inline data rows; faceted by column -> fruit:N\n"
+        "  - view: point; encodings x -> kg:Q, y -> count:Q"
+    )
+    repeated = (
+        alt.Chart(df)
+        .mark_point()
+        .encode(x=alt.X(alt.repeat("column"), type="quantitative"), y="count:Q")
+        .repeat(column=["kg", "count"])
+    )
+    text = vega.summarize_spec(repeated.to_dict())
+    assert text.startswith("Vega-Lite chart; repeated over column [kg, count]\n  - view: point")
+    assert png_size(vega.render_vegalite(repeated.to_dict()))[0] > 200
