@@ -56,6 +56,7 @@ class CompletionSettings:
     max_cell_chars: int = 4000  # a neighbouring cell's source is cut to this
     max_prefix_chars: int = 8000  # the frontend already caps at 10 000
     max_suffix_chars: int = 2000
+    figure_lookback: int = 30  # cells above the window searched for the most recent figure
 
 
 #: Provider attribute (or model parameter) -> CompletionSettings field.
@@ -162,16 +163,16 @@ def _has_figure(cell: Mapping[str, Any]) -> bool:
 
 
 def _window_indices(
-    n_cells: int, focus: int, context_cells: int, has_figure: Any
+    n_cells: int, focus: int, settings: CompletionSettings, has_figure: Any
 ) -> tuple[list[int], int | None]:
     """Indices of the window, plus the nearest figure cell above it (if outside)."""
-    start = max(0, focus - context_cells)
-    stop = min(n_cells, focus + context_cells + 1)
+    start = max(0, focus - settings.context_cells)
+    stop = min(n_cells, focus + settings.context_cells + 1)
     indices = list(range(start, stop))
     extra = None
-    if not any(has_figure(i) for i in range(start, focus)):
-        # the most recent figure above the cursor may lie further up
-        for i in range(start - 1, max(-1, start - 200), -1):
+    if settings.images and not any(has_figure(i) for i in range(start, focus)):
+        # the most recent figure above the cursor may lie further up (bounded: ~0.07 ms/cell)
+        for i in range(start - 1, max(-1, start - 1 - settings.figure_lookback), -1):
             if has_figure(i):
                 extra = i
                 break
@@ -198,7 +199,7 @@ def window_from_ynotebook(ynb: Any, cell_id: str, settings: CompletionSettings) 
             return False
         return _has_figure({"outputs": outputs.to_py()})
 
-    indices, extra = _window_indices(len(ycells), focus, settings.context_cells, has_figure)
+    indices, extra = _window_indices(len(ycells), focus, settings, has_figure)
     if extra is not None:
         indices.insert(0, extra)
     cells = [ynb.get_cell(i) for i in indices]
@@ -224,9 +225,7 @@ def window_from_cells(
     focus = next((i for i, c in enumerate(cells) if c.get("id") == cell_id), None)
     if focus is None:
         return None
-    indices, extra = _window_indices(
-        len(cells), focus, settings.context_cells, lambda i: _has_figure(cells[i])
-    )
+    indices, extra = _window_indices(len(cells), focus, settings, lambda i: _has_figure(cells[i]))
     if extra is not None:
         indices.insert(0, extra)
     window = [dict(cells[i]) for i in indices]

@@ -155,6 +155,13 @@ def test_window_reaches_up_for_the_most_recent_figure(executed_notebook: Any) ->
     assert window is not None
     assert window.cells[0]["id"] == "html-img"
     assert [c["id"] for c in window.cells[1:]] == ["plain2", "plain3", "plain4", "plain5"]
+    # the search is bounded, and skipped when figures are off
+    for settings in (
+        CompletionSettings(context_cells=3, figure_lookback=2),
+        CompletionSettings(context_cells=3, images=False),
+    ):
+        window = window_from_ynotebook(make_ynotebook(nb), "plain5", settings)
+        assert window is not None and window.cells[0]["id"] == "plain2"
 
 
 def test_unknown_cell_id_gives_no_window(executed_notebook: Any) -> None:
