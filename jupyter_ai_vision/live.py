@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -145,25 +144,22 @@ def active_cell(room: Any, username: str) -> str | int | None:
 
 
 # ----- the user's words ----------------------------------------------------------------------
-_NB_TOKEN = re.compile(r"\.ipynb$", re.I)
+_FIRST_PATH = re.compile(
+    r"""^\s*(?:"(?P<dq>[^"]+\.ipynb)"|'(?P<sq>[^']+\.ipynb)'|(?P<bare>\S+\.ipynb))(?:\s+|$)""",
+    re.IGNORECASE,
+)
 
 
 def split_path(question: str) -> tuple[str | None, str]:
-    """``"analysis.ipynb why flat?"`` -> ("analysis.ipynb", "why flat?"); quotes allowed."""
-    text = question.strip()
-    if not text:
-        return None, ""
-    try:
-        first = shlex.split(text[: text.find(".ipynb") + 7] if ".ipynb" in text else "")[:1]
-    except ValueError:
-        first = []
-    if first and _NB_TOKEN.search(first[0]):
-        token = first[0]
-        # Drop the token as typed (quoted or not) from the question.
-        for typed in (f'"{token}"', f"'{token}'", token):
-            if text.startswith(typed):
-                return token, text[len(typed) :].strip()
-    return None, text
+    """``"analysis.ipynb why flat?"`` -> ("analysis.ipynb", "why flat?"); quotes allowed.
+
+    Only a notebook path *first* in the question is taken as the target.
+    """
+    match = _FIRST_PATH.match(question or "")
+    if match is None:
+        return None, (question or "").strip()
+    path = match["dq"] or match["sq"] or match["bare"]
+    return path, question[match.end() :].strip()
 
 
 def safe_path(path: str, root_dir: str) -> str:
