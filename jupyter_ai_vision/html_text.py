@@ -128,32 +128,36 @@ def parse_data_uri(uri: str, *, max_chars: int = MAX_DATA_URI_CHARS) -> tuple[st
     return mime, unquote_to_bytes(payload)
 
 
-_TABLE_OPEN = re.compile(r"<table\b", re.IGNORECASE)
-_TABLE_CLOSE = re.compile(r"</table\s*>", re.IGNORECASE)
+_TABLE_TAG = re.compile(r"<(/?)table\b", re.IGNORECASE)
 _TR = re.compile(r"<tr\b", re.IGNORECASE)
 _SKIPPED_ATTR = "data-ai-vision-skipped-rows"
 
 
 def _trim_tables(html: str) -> str:
     """Cut the rows of big tables before parsing (a 30,000-row ``to_html()`` would take
-    seconds to parse); a marker row tells the parser how many rows were cut."""
+    seconds to parse); a marker row tells the parser how many rows were cut.
+
+    Only innermost tables (an opening tag directly followed by a closing one, or an
+    unclosed last one) are trimmed; one pass over the tags keeps this linear.
+    """
     if len(html) < 200_000:
         return html
+    tags = [(m.start(), m.end(), m.group(1) == "/") for m in _TABLE_TAG.finditer(html)]
     out: list[str] = []
     pos = 0
-    for match in _TABLE_OPEN.finditer(html):
-        if match.start() < pos:
+    for i, (_, open_end, is_close) in enumerate(tags):
+        if is_close:
             continue
-        close = _TABLE_CLOSE.search(html, match.end())
-        end = close.start() if close else len(html)
-        if _TABLE_OPEN.search(html, match.end(), end):
-            continue  # nested tables: left to the parser
-        rows = [m.start() for m in _TR.finditer(html, match.end(), end)]
+        if i + 1 < len(tags):
+            if not tags[i + 1][2]:
+                continue  # a nested table follows: left to the parser
+            end = tags[i + 1][0]
+        else:
+            end = len(html)
+        rows = [m.start() for m in _TR.finditer(html, open_end, end)]
         if len(rows) > MAX_TABLE_ROWS + 1:
-            cut = rows[MAX_TABLE_ROWS]
-            skipped = len(rows) - MAX_TABLE_ROWS
-            out.append(html[pos:cut])
-            out.append(f'<tr {_SKIPPED_ATTR}="{skipped}"></tr>')
+            out.append(html[pos : rows[MAX_TABLE_ROWS]])
+            out.append(f'<tr {_SKIPPED_ATTR}="{len(rows) - MAX_TABLE_ROWS}"></tr>')
             pos = end
     out.append(html[pos:])
     return "".join(out)

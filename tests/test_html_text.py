@@ -227,3 +227,12 @@ def test_outputs_of_a_real_kernel(executed_notebook: dict) -> None:
     [(mime, data)] = reduced.images
     with Image.open(io.BytesIO(data)) as im:
         assert (mime, im.size) == ("image/png", (320, 200))
+
+
+def test_many_unclosed_tables_stay_linear() -> None:
+    start = time.perf_counter()
+    reduced = html_to_text(
+        "<table>" * 40_000 + "</table>" + "<table>" + "<tr><td>1</td></tr>" * 50_000
+    )
+    assert time.perf_counter() - start < 3.0
+    assert reduced.text.endswith("[table truncated: showing 30 of 50000 rows]")
