@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import json
 import subprocess
 import sys
+import threading
 
 import pytest
 from jupyter_ai_magics.models.completion import InlineCompletionRequest
@@ -224,21 +224,19 @@ async def test_local_server_without_any_key(model_server, monkeypatch):
     assert model_server.records[0].headers["authorization"] == "Bearer no-key-configured"
 
 
-async def test_ollama_check_runs_off_the_event_loop():
-    """LiteLLM asks the Ollama server (a blocking HTTP call): the loop must keep running."""
+async def test_ollama_check_runs_off_the_event_loop(monkeypatch):
+    """LiteLLM asks the Ollama server (a blocking HTTP call): never on the event loop."""
     provider_mod._VISION_CACHE.pop(("ollama/llava", None), None)
+    real, threads = provider_mod.check_vision, []
+
+    def spy(*args):
+        threads.append(threading.get_ident())
+        return real(*args)
+
+    monkeypatch.setattr(provider_mod, "check_vision", spy)
     p = VisionProvider(model_id="ollama/llava")
-    ticks = 0
-
-    async def ticker():
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    task = asyncio.create_task(ticker())
-    result = await p.asupports_images()
-    task.cancel()
+    assert p.supports_images() is True  # on the loop: the built-in table, no check
+    assert threads == []
     # LiteLLM's map does not know llava (it says False): the built-in table knows it does
-    assert result is True
-    assert ticks >= 2  # a check on the loop itself would leave the ticker at 0
+    assert await p.asupports_images() is True
+    assert threads and threads[0] != threading.get_ident()
