@@ -286,3 +286,76 @@ async def test_model_errors_are_one_line(
     model_server.set_reply("fine")
     async with jupyter_server.open_notebook(path, user="mia"), jupyter_server.chat("mia") as chat:
         assert (await chat.ask("/see again?")).text.startswith("fine")
+
+
+@pytest.fixture
+async def switch_model(jupyter_server: Any) -> Any:
+    """Switch jupyter-ai's chat model for one test (``POST /api/ai/config``), then restore."""
+    original = (await jupyter_server.request("GET", "/api/ai/config")).json()
+    switched: list[str] = []
+
+    async def switch(model: str, fields: dict[str, Any] | None = None) -> None:
+        await jupyter_server.set_chat_model(model, fields)
+        switched.append(model)
+
+    yield switch
+    if switched:
+        await jupyter_server.set_chat_model(
+            original["model_provider_id"], original["fields"].get(original["model_provider_id"])
+        )
+
+
+async def test_another_chat_provider_that_takes_images(
+    jupyter_server: Any, model_server: Any, switch_model: Any
+) -> None:
+    """LangChain's ChatLiteLLM behind a third-party jupyter-ai provider gets the same images."""
+    from fixtures.jupyter_server import OTHER_CHAT_MODEL
+
+    await switch_model(OTHER_CHAT_MODEL)
+    path = jupyter_server.write_notebook("other.ipynb", [LINE_CELL.format(colour="#ff0000")])
+    model_server.set_reply("Red, via another provider.")
+    async with jupyter_server.open_notebook(path, user="olga") as nb:
+        await nb.execute(0)
+        async with jupyter_server.chat("olga") as chat:
+            await chat.clear()
+            reply = await chat.ask("/see what colour?")
+    request = model_server.chat_requests()[-1]
+    assert request["model"] == "gpt-4o-mini"
+    (img,) = images_in(request)
+    assert colour_share(img, RED) > 0.01
+    assert reply.text.startswith("Red, via another provider.")
+
+
+async def test_text_only_model_answers_and_explains(
+    jupyter_server: Any, model_server: Any, switch_model: Any
+) -> None:
+    from fixtures.jupyter_server import TEXT_ONLY_MODEL
+
+    await switch_model(TEXT_ONLY_MODEL)
+    path = jupyter_server.write_notebook("textonly.ipynb", [LINE_CELL.format(colour="#ff0000")])
+    async with jupyter_server.open_notebook(path, user="pete") as nb:
+        await nb.execute(0)
+        async with jupyter_server.chat("pete") as chat:
+            reply = await chat.ask("/see what colour?")
+    assert reply.text.startswith("A text-only answer.")
+    assert "does not accept images" in reply.text and "vision model" in reply.text
+    assert model_server.chat_requests() == []  # a text LLM: nothing went to a vision endpoint
+
+
+async def test_timeout_is_one_line(
+    jupyter_server: Any, model_server: Any, switch_model: Any
+) -> None:
+    from fixtures.jupyter_server import VISION_MODEL
+
+    fields = {"api_base": model_server.url, "api_key": "sk-test-key", "timeout": 1}
+    await switch_model(f"vision:{VISION_MODEL}", {**fields, "max_retries": 0})
+    model_server.set_timeout_sleep(4)
+    model_server.fail("timeout")
+    path = jupyter_server.write_notebook("slow.ipynb", ["1 + 1"])
+    async with jupyter_server.open_notebook(path, user="quinn") as nb:
+        await nb.execute(0)
+        async with jupyter_server.chat("quinn") as chat:
+            reply = await chat.ask("/see hello?", timeout=60)
+    assert_one_line(reply.text)
+    assert "did not answer in time" in reply.text
+    assert "sk-test-key" not in reply.text
