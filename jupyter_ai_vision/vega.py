@@ -316,7 +316,11 @@ def _vl_version(spec: dict[str, Any], vlc: Any) -> str | None:
 
 _SVG_SIZE = re.compile(r'<svg[^>]*?\swidth="([\d.]+)"[^>]*?\sheight="([\d.]+)"')
 # Vega's SVG holds <image> only for image marks (refused earlier); never let resvg load one.
-_EXTERNAL = re.compile(r"<image\b|<use\b[^>]*href=\"(?!#)|@import|url\((?!#)", re.IGNORECASE)
+_EXTERNAL = re.compile(
+    r"<image\b|<use\b[^>]*href=\"(?!#)|<style\b"
+    r"|\s(?:fill|stroke|clip-path|mask|filter|marker-\w+|style|cursor)=\"[^\"]*url\(\s*['\"]?(?!#)",
+    re.IGNORECASE,
+)
 #: Largest width/height/step a chart may ask for (larger values are clamped before rendering;
 #: Vega's own layout of a 40000-px axis takes seconds).
 MAX_VIEW_EDGE = 2000

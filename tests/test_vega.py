@@ -328,3 +328,23 @@ def test_summary_facet_and_repeat(df: pd.DataFrame) -> None:
     text = vega.summarize_spec(repeated.to_dict())
     assert text.startswith("Vega-Lite chart; repeated over column [kg, count]\n  - view: point")
     assert png_size(vega.render_vegalite(repeated.to_dict()))[0] > 200
+
+
+def test_svg_guard_refuses_url_paints_but_not_text(tmp_path: Path) -> None:
+    text_spec = {
+        "title": "see url(http://x) <image href=a>",
+        "data": {"values": [{"a": 1, "b": "url(file:///etc/passwd)"}]},
+        "mark": "text",
+        "encoding": {"text": {"field": "b"}, "x": {"field": "a", "type": "quantitative"}},
+    }
+    assert png_size(vega.render_vegalite(text_spec))[0] > 50  # text is only text
+    paint_spec = {
+        "data": {"values": [{"a": 1, "c": f"url({(tmp_path / 'p.svg').as_uri()})"}]},
+        "mark": "point",
+        "encoding": {
+            "x": {"field": "a", "type": "quantitative"},
+            "fill": {"field": "c", "type": "nominal", "scale": None},
+        },
+    }
+    with pytest.raises(vega.RenderError, match="external images or files"):
+        vega.render_vegalite(paint_spec)
