@@ -397,8 +397,10 @@ def prepare_window(window: Window, settings: CompletionSettings) -> dict[str, An
             cell["source"] = FOCUS_PLACEHOLDER
         else:
             _clip_source(cell, settings.max_cell_chars, keep_end=i < window.focus)
-        if cell.get("cell_type") == "code" and i >= window.focus:
-            cell["outputs"] = []
+        if i >= window.focus:  # nothing visual from the cursor's cell or below it
+            if cell.get("cell_type") == "code":
+                cell["outputs"] = []
+            cell.pop("attachments", None)
         cells.append(cell)
     return {
         "nbformat": 4,

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from fixtures.notebooks import cell_index, make_ynotebook, write_notebook
+from fixtures.notebooks import cell_index, make_ynotebook, with_markdown_images, write_notebook
 from jupyter_ai_magics.models.completion import InlineCompletionRequest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
@@ -186,6 +186,18 @@ def test_prepare_window_hides_cursor_cell_and_outputs_below(executed_notebook: A
     assert nb["cells"][1]["outputs"]  # the figure above the cursor stays
     # the original notebook is untouched
     assert executed_notebook.cells[cell_index(executed_notebook, "plotly-png")]["outputs"]
+
+
+def test_markdown_attachments_count_only_above_the_cursor(
+    executed_notebook: Any, png_bytes: bytes
+) -> None:
+    nb = with_markdown_images(executed_notebook, png_bytes)  # md-attach at 1, md-link at 2
+    settings = CompletionSettings(context_cells=2)
+    below = prepare_window(window_from_cells(nb.cells, "title", settings), settings)  # type: ignore[arg-type]
+    assert [c["id"] for c in below["cells"]] == ["title", "md-attach", "md-link"]
+    assert "attachments" not in below["cells"][1]
+    above = prepare_window(window_from_cells(nb.cells, "setup", settings), settings)  # type: ignore[arg-type]
+    assert above["cells"][0]["id"] == "md-attach" and above["cells"][0]["attachments"]
 
 
 def test_prepare_window_cuts_a_1mb_neighbour() -> None:
