@@ -177,3 +177,13 @@ async def test_key_never_in_repr_logs_or_params(model_server, caplog):
     assert KEY not in caplog.text
     assert model_server.records[0].headers["authorization"] == f"Bearer {KEY}"
     assert KEY not in str(model_server.records[0].body)
+
+
+def test_sync_stream_closed_early_closes_the_connection(model_server):
+    model_server.set_reply(" ".join(["w"] * 60))
+    model_server.set_chunk_delay(0.05)
+    chunks = model(model_server).stream("hi")
+    next(chunks)
+    chunks.close()
+    assert model_server.wait_for(lambda rs: rs[-1].outcome != "pending", 5)
+    assert model_server.records[-1].outcome == "client_closed"
