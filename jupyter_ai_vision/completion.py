@@ -494,7 +494,9 @@ async def build_prompt(
     try:
         ctx = await _context(provider, request, window, settings)
     except Exception as exc:  # the builder rejecting a notebook must not break completion
-        log.debug("Completion context failed for %s: %s", request.path, exc)
+        log.warning(
+            "Completion context failed for %s (%s): %s", request.path, type(exc).__name__, exc
+        )
         return Prompt(
             [SystemMessage(content=system), HumanMessage(content=instruction)],
             origin="none",
@@ -570,20 +572,40 @@ def _strip_repeated_prefix(text: str, prefix: str) -> str:
     return text
 
 
+_CLOSERS = {")": "(", "]": "[", "}": "{"}
+
+
 def _strip_duplicated_suffix(text: str, suffix: str) -> str:
     suffix = suffix.strip()
     if not suffix or not text:
         return text
     body = text.rstrip()
-    if body.endswith(suffix):
+    if body.endswith(suffix) and not _only_closers(suffix):
         return body[: -len(suffix)]
     # the suggestion's tail repeats the first line(s) of the suffix
     lines = suffix.split("\n")
     for n in range(len(lines), 0, -1):
         head = "\n".join(lines[:n]).rstrip()
-        if head and body.endswith(head) and len(head) < len(body) + 1:
-            return body[: -len(head)]
+        if not head or not body.endswith(head):
+            continue
+        # ")" after "g(x)" is the suggestion's own bracket, not a copy of the suffix's
+        if _only_closers(head) and not _over_closed(body, head):
+            continue
+        return body[: -len(head)]
     return text
+
+
+def _only_closers(text: str) -> bool:
+    return all(ch in _CLOSERS or ch in ",;: \t" for ch in text)
+
+
+def _over_closed(body: str, head: str) -> bool:
+    """True when ``body`` closes more brackets of each kind in ``head`` than it opens."""
+    return all(
+        body.count(ch) - body.count(_CLOSERS[ch]) >= head.count(ch)
+        for ch in set(head)
+        if ch in _CLOSERS
+    )
 
 
 # ---------------------------------------------------------------------------

@@ -67,6 +67,10 @@ def req(prefix: str = "", suffix: str = "", **kw: Any) -> InlineCompletionReques
         ("a, b)\nprint(total)", "total = add(", ")\nprint(total)", "a, b"),
         # the first line of the suffix (a closing bracket) duplicated
         ("1, 2, 3]", "values = [", "]\nplot(values)", "1, 2, 3"),
+        # the suggestion's own closing bracket is not a copy of the suffix's
+        ("g(x)", "f(", ")", "g(x)"),
+        ("compute(a, b))", "print(", ")", "compute(a, b)"),
+        ("x[0]]", "y = [", "]", "x[0]"),
         # nothing to remove
         ("mean()", "df.", "", "mean()"),
         ("   \n", "x = ", "", ""),
