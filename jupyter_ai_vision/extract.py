@@ -21,6 +21,15 @@ from jupyter_ai_vision.parts import Kind, Provenance, SkippedItem, TextPart
 #: Raster mimes in preference order (a bundle may carry several, e.g. PIL: png + jpeg).
 RASTER_MIMES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 SVG_MIME = "image/svg+xml"
+#: Bundles made only of these carry code for the browser, not content (Bokeh's loader and
+#: exec outputs: the plot itself is the separate HTML output).
+SCRIPT_ONLY_MIMES = frozenset(
+    {
+        "application/javascript",
+        "application/vnd.bokehjs_load.v0+json",
+        "application/vnd.bokehjs_exec.v0+json",
+    }
+)
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
 # Text limits (characters): enough to understand a cell, bounded so that one noisy output
@@ -284,6 +293,8 @@ class _CellWalker:
                 f"[output {j}]\n" + clean_text(str(data["text/plain"]), MAX_TEXT_CHARS),
                 self.prov("text", j, "text/plain"),
             )
+        elif data and set(data) <= SCRIPT_ONLY_MIMES:
+            pass  # a JavaScript loader (e.g. BokehJS): nothing visual of its own, nothing lost
         else:
             mimes = ", ".join(sorted(data)) or "nothing"
             self.skip(
@@ -309,12 +320,9 @@ class _CellWalker:
         if raster is not None:  # e.g. Altair's png renderer: the picture is already there
             self.image(prov, "base64", data[raster], raster, summary)
             return
-        url = vega.find_data_url(spec)
-        if url is not None:
-            self.skip(
-                prov,
-                f"chart not rendered: its data is loaded from {short(url)}, which is never fetched; embed the data in the chart",
-            )
+        unsafe = vega.unsafe_reason(spec)  # data URLs, image marks, huge sequences
+        if unsafe is not None:
+            self.skip(prov, f"chart not rendered: {unsafe}")
             return
         self.image(prov, "vega", spec, "image/png", summary)
 
