@@ -190,6 +190,7 @@ async def test_a_model_refusing_images_is_retried_without_them(
     [
         ("openai/gpt-4o", {"completion_images": False}),
         ("openai/gpt-4o", {"completion_max_images": 0}),
+        ("openai/gpt-4o", {"completion_image_tokens": 10}),  # below one figure's cost
         ("openai/gpt-3.5-turbo", {}),  # not a vision model
     ],
 )
