@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import hashlib
 import logging
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -74,6 +77,7 @@ class SeeChatHandler(BaseChatHandler):
         self._image_cache: Any = None
         # Free-text questions: do not let argparse reject words it does not know.
         self.parser.add_argument("question", nargs="*", help="your question (optional path first)")
+        _warm_up_in_background()
 
     # ----- the LCEL chain --------------------------------------------------------------------
     def create_llm_chain(self, provider: type[Any], provider_params: dict[str, str]) -> None:
@@ -195,11 +199,36 @@ class SeeChatHandler(BaseChatHandler):
         }
 
         def work() -> VisionContext:
+            # An unchanged live notebook asked about again (same state, focus inputs and
+            # options) reuses its context: the images and text would come out identical.
+            key = None
+            if target.source == "live":
+                digest = hashlib.sha256(target.notebook).hexdigest()
+                key = (
+                    digest,
+                    target.path,
+                    target.active_cell,
+                    target.selection,
+                    options["model"],
+                    options["supports_images"],
+                    frozenset(options["exclude_sha256"]),
+                )
+                with _CONTEXTS_LOCK:
+                    hit = _CONTEXTS.get(key)
+                if hit is not None:
+                    target.focus, target.focus_how, ctx = hit
+                    return _copy(ctx)
             snapshot = load_notebook(target.load(), path=target.path, root_dir=self.root_dir)
             target.focus, target.focus_how = live.pick_focus(
                 snapshot.cells, active=target.active_cell, selection=target.selection
             )
-            return build_from_snapshot(snapshot, focus=target.focus, **options)
+            ctx = build_from_snapshot(snapshot, focus=target.focus, **options)
+            if key is not None:
+                with _CONTEXTS_LOCK:
+                    _CONTEXTS[key] = (target.focus, target.focus_how, ctx)
+                    while len(_CONTEXTS) > _MAX_CONTEXTS:
+                        _CONTEXTS.pop(next(iter(_CONTEXTS)))
+            return _copy(ctx)
 
         return await asyncio.get_running_loop().run_in_executor(None, work)
 
@@ -337,6 +366,39 @@ def _to_messages(inputs: dict[str, Any]) -> list[Any]:
     from langchain_core.messages import SystemMessage
 
     return [SystemMessage(content=inputs["system"]), *inputs.get("history", []), inputs["input"]]
+
+
+def _copy(ctx: VisionContext) -> VisionContext:
+    """A copy whose part lists can be extended without touching the cached context."""
+    return dataclasses.replace(ctx, parts=list(ctx.parts), skipped=list(ctx.skipped))
+
+
+_warmed = threading.Event()
+#: Recently built contexts of live notebooks (see SeeChatHandler._build), oldest first.
+_CONTEXTS: dict[tuple[Any, ...], tuple[Any, str, VisionContext]] = {}
+_CONTEXTS_LOCK = threading.Lock()
+_MAX_CONTEXTS = 8
+
+
+def _warm_up_in_background(delay: float = 3.0) -> None:
+    """Import the context builder's modules (Pillow, renderers) in a daemon thread shortly
+    after start-up, so the first /see does not pay for imports while the user waits (and
+    the imports do not hold the GIL against the event loop during a request)."""
+    if _warmed.is_set():
+        return
+    _warmed.set()
+
+    def warm() -> None:
+        time.sleep(delay)
+        try:
+            import PIL.Image  # noqa: F401
+
+            import jupyter_ai_vision.builder  # noqa: F401
+            import jupyter_ai_vision.images  # noqa: F401
+        except Exception:  # warming is an optimisation only
+            logging.getLogger(__name__).debug("warm-up failed", exc_info=True)
+
+    threading.Thread(target=warm, name="jupyter-ai-vision-warmup", daemon=True).start()
 
 
 def _strip_command(prompt: str) -> str:
