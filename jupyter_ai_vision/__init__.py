@@ -26,7 +26,19 @@ _LAZY = {
     "Provenance": "jupyter_ai_vision.parts",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [
+    "ImagePart",
+    "ImagePolicy",
+    "NotebookError",
+    "Provenance",
+    "SkippedItem",
+    "TextPart",
+    "VisionContext",
+    "__version__",
+    "build_context",
+    "build_context_async",
+    "load_ipython_extension",
+]
 
 if TYPE_CHECKING:
     from jupyter_ai_vision.budget import ImagePolicy
@@ -48,3 +60,11 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     return getattr(importlib.import_module(module), name)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext jupyter_ai_vision``: loads jupyter_ai_magics and starts remembering
+    displayed figures for ``@last_figure`` / ``@figures`` in ``%%ai`` prompts."""
+    from jupyter_ai_vision.magics import load_ipython_extension as load
+
+    load(ipython)

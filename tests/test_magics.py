@@ -57,7 +57,7 @@ class Kernel:
 def kernel() -> Iterator[Kernel]:
     k = Kernel()
     setup = k.run(
-        "%load_ext jupyter_ai_vision.magics\n"
+        "%load_ext jupyter_ai_vision\n"
         "import matplotlib.pyplot as plt\n"
         "fig, ax = plt.subplots(figsize=(4, 3), dpi=50)\n"
         "ax.plot([0, 1, 2], [0, 2, 1], color='#ff0000', linewidth=8)\n"
