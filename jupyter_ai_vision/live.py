@@ -40,6 +40,10 @@ class AmbiguousNotebook(LiveError):
     pass
 
 
+class NotebookUnreadable(LiveError):
+    pass
+
+
 @dataclass
 class Target:
     """The notebook a /see question is about, read once."""
@@ -223,15 +227,29 @@ async def read_disk(settings: Mapping[str, Any] | None, path: str, root_dir: str
         full = os.path.join(root_dir, path)
         if not os.path.isfile(full):
             raise NotebookNotFound(f"Notebook not found: {path}.")
-        return dict(nbformat.read(full, as_version=4))
+        try:
+            return dict(nbformat.read(full, as_version=4))
+        except Exception as e:
+            raise NotebookUnreadable(_unreadable(path, e)) from e
     try:
         exists = await ensure_async(cm.file_exists(path))
     except Exception:
         exists = False
     if not exists:
         raise NotebookNotFound(f"Notebook not found: {path}.")
-    model = await ensure_async(cm.get(path, content=True, type="notebook"))
+    try:
+        model = await ensure_async(cm.get(path, content=True, type="notebook"))
+    except Exception as e:  # unreadable / not JSON / not a notebook
+        raise NotebookUnreadable(_unreadable(path, e)) from e
     return dict(model["content"])
+
+
+def _unreadable(path: str, exc: BaseException) -> str:
+    reason = "it is not JSON" if "JSON" in str(exc) else "it cannot be read as a notebook"
+    return (
+        f"{path} is not a valid notebook ({reason}): fix or re-save it in JupyterLab, "
+        "or ask about another notebook."
+    )
 
 
 def _cells(notebook: Any) -> list[dict[str, Any]]:

@@ -157,7 +157,13 @@ class SeeChatHandler(BaseChatHandler):
             self.reply(str(e), message)
             return
         question = question or "What does this notebook show?"
-        ctx = await self._build(target)
+        from jupyter_ai_vision.snapshot import NotebookError
+
+        try:
+            ctx = await self._build(target)
+        except NotebookError as e:  # invalid / empty notebook: its own one-line reason
+            self.reply(str(e).splitlines()[0], message)
+            return
         extra_parts, notes = await self._kernel_references(target, question)
         ctx.parts.extend(extra_parts)
         request = _Request(footer=self._footer(ctx, target, notes))
@@ -293,8 +299,11 @@ class SeeChatHandler(BaseChatHandler):
         """sha256 of the images the remembered conversation already carries."""
         ids = {m.additional_kwargs.get(HUMAN_MSG_ID_KEY) for m in self.llm_chat_memory.messages}
         sent: set[str] = set()
-        for human_id in ids:
-            sent |= self._sent_images.get(str(human_id), set())
+        for human_id in list(self._sent_images):
+            if human_id in ids:
+                sent |= self._sent_images[human_id]
+            else:  # forgotten by the bounded memory (or cleared): may be sent again
+                del self._sent_images[human_id]
         return sent
 
     def _footer(self, ctx: VisionContext, target: live.Target, notes: list[str]) -> str:

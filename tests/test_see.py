@@ -359,3 +359,30 @@ async def test_timeout_is_one_line(
     assert_one_line(reply.text)
     assert "did not answer in time" in reply.text
     assert "sk-test-key" not in reply.text
+
+
+async def test_at_name_pulls_a_kernel_variable(jupyter_server: Any, model_server: Any) -> None:
+    """``@name`` is looked up in the notebook's own running kernel (via _ai_repr_)."""
+    path = jupyter_server.write_notebook(
+        "vars.ipynb",
+        [
+            "import pandas as pd\nsales = pd.DataFrame({'region_marker': ['north', 'south'], 'n': [3, 4]})"
+        ],
+    )
+    async with jupyter_server.open_notebook(path, user="rita") as nb:
+        await nb.execute(0)
+        async with jupyter_server.chat("rita") as chat:
+            reply = await chat.ask("/see what is in @sales? and @os.system('x')")
+    request = text_in(model_server.chat_requests()[-1])
+    assert "region_marker" in request and "north" in request
+    assert reply.complete
+    assert "only variable names" in reply.text  # the call-like reference was refused, said once
+
+
+async def test_invalid_notebook_file_is_one_line(jupyter_server: Any, model_server: Any) -> None:
+    (jupyter_server.root / "broken.ipynb").write_text("{ this is not json")
+    async with jupyter_server.chat("sam") as chat:
+        reply = await chat.ask("/see broken.ipynb what?")
+    assert_one_line(reply.text)
+    assert "broken.ipynb" in reply.text and "not a valid notebook" in reply.text, reply.text
+    assert model_server.chat_requests() == []
