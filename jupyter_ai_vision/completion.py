@@ -72,11 +72,8 @@ def settings_for(provider: Any) -> CompletionSettings:
     """Settings from the provider's fields (``completion_*``), defaults otherwise."""
     defaults = CompletionSettings()
     values: dict[str, Any] = {}
-    extra = _model_kwargs_settings(provider)
     for attr, name in SETTING_NAMES.items():
         value = getattr(provider, attr, None)
-        if value is None:
-            value = extra.get(attr)
         if value is None or value == "":
             continue
         try:
@@ -86,23 +83,6 @@ def settings_for(provider: Any) -> CompletionSettings:
     values["context_cells"] = max(0, min(values.get("context_cells", 5), 50))
     values["max_images"] = max(0, min(values.get("max_images", 1), 4))
     return CompletionSettings(**values)
-
-
-def _model_kwargs_settings(provider: Any) -> dict[str, Any]:
-    """``completion_*`` model parameters the provider did not declare as fields end up in
-    its ``model_kwargs``: take them out, so they are read here and never sent to the API."""
-    kwargs = getattr(provider, "model_kwargs", None)
-    if not isinstance(kwargs, dict):
-        return {}
-    found = {k: kwargs[k] for k in SETTING_NAMES if k in kwargs}
-    stash = getattr(provider, "__dict__", {}).get("_completion_settings")
-    if found:
-        for k in found:
-            del kwargs[k]
-        with contextlib.suppress(Exception):
-            object.__setattr__(provider, "_completion_settings", {**(stash or {}), **found})
-        return {**(stash or {}), **found}
-    return dict(stash or {})
 
 
 def _coerce(value: Any, kind: type) -> Any:

@@ -191,6 +191,11 @@ _CHECKS: dict[str, Any] = {
     "max_retries": lambda k, v: _number(k, v, integer=True),
     "temperature": lambda k, v: _number(k, v),
     "max_tokens": lambda k, v: _number(k, v, integer=True, minimum=1),
+    # inline completion settings (read by jupyter_ai_vision.completion, never sent to the API)
+    "completion_images": _coerce_bool,
+    "completion_context_cells": lambda k, v: _number(k, v, integer=True),
+    "completion_max_images": lambda k, v: _number(k, v, integer=True),
+    "completion_image_tokens": lambda k, v: _number(k, v, integer=True),
 }
 
 
@@ -268,12 +273,34 @@ class VisionProvider(BaseProvider, LiteLLMChatModel):  # type: ignore[misc]
             format="text",
         ),
         IntegerField(key="timeout", label="Timeout in seconds (optional, default 120)"),
+        TextField(
+            key="completion_images",
+            label="Inline completion: send the latest figure, true / false (default true)",
+            format="text",
+        ),
+        IntegerField(
+            key="completion_context_cells",
+            label="Inline completion: cells of context above and below (default 5)",
+        ),
+        IntegerField(
+            key="completion_max_images",
+            label="Inline completion: figures per request, 0-4 (default 1)",
+        ),
+        IntegerField(
+            key="completion_image_tokens",
+            label="Inline completion: image token budget (default 1500)",
+        ),
     ]
 
     #: Override LiteLLM's vision flag (None: ask LiteLLM; unknown models get images).
     supports_vision: bool | None = None
     #: Expand ``@name`` references from the kernel's namespace (None: when in a kernel).
     expand_references: bool | None = None
+    #: Inline completion settings (None: defaults in jupyter_ai_vision.completion).
+    completion_images: bool | None = None
+    completion_context_cells: int | None = None
+    completion_max_images: int | None = None
+    completion_image_tokens: int | None = None
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs = check_parameters(kwargs)

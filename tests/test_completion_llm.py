@@ -211,3 +211,23 @@ async def test_context_cells_setting(model_server: Any, root: Path) -> None:
     text = text_in(model_server.chat_requests()[-1])
     assert "Oslo" in text and "The chart above shows" in text
     assert "ellipse" not in text  # two cells down: outside a 1-cell window
+
+
+async def test_completion_settings_are_fields_never_sent_to_the_chat_api(model_server: Any) -> None:
+    from langchain_core.messages import HumanMessage
+
+    from jupyter_ai_vision.provider import ModelParameterError, VisionProvider
+
+    keys = {f.key for f in VisionProvider.fields}
+    assert set(completion.SETTING_NAMES) <= keys  # shown in the Jupyter AI settings
+    provider = make_provider(model_server, completion_images="false", completion_context_cells="2")
+    assert provider.completion_images is False and provider.completion_context_cells == 2
+    assert completion.settings_for(provider).context_cells == 2
+
+    model_server.set_reply("hello")
+    await provider.ainvoke([HumanMessage(content="hi")])
+    body = model_server.chat_requests()[-1]
+    assert not any(key.startswith("completion_") for key in body)
+
+    with pytest.raises(ModelParameterError, match="completion_context_cells must be a whole"):
+        make_provider(model_server, completion_context_cells="many")

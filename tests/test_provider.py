@@ -47,6 +47,10 @@ def test_registered_through_the_entry_point():
         "api_key",
         "supports_vision",
         "timeout",
+        "completion_images",
+        "completion_context_cells",
+        "completion_max_images",
+        "completion_image_tokens",
     }
 
 
