@@ -360,24 +360,12 @@ def _make_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
                 "total_tokens": prompt_tokens + len(reply.split()),
             }
             if not body.get("stream"):
-                server._update(rec, outcome="completed")
-                self._json(
-                    200,
-                    {
-                        "id": "chatcmpl-test",
-                        "object": "chat.completion",
-                        "created": int(time.time()),
-                        "model": model,
-                        "choices": [
-                            {
-                                "index": 0,
-                                "message": {"role": "assistant", "content": reply},
-                                "finish_reason": "stop",
-                            }
-                        ],
-                        "usage": usage,
-                    },
-                )
+                try:
+                    self._json(200, _completion(model, reply, usage))
+                except OSError:  # BrokenPipe / ConnectionReset: the client gave up first
+                    server._update(rec, outcome="client_closed")
+                else:
+                    server._update(rec, outcome="completed")
                 return
             self._stream(rec, body, state, mode, reply, usage)
 
@@ -451,6 +439,24 @@ def _make_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
 
 def _sse(payload: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+def _completion(model: str, reply: str, usage: dict[str, int]) -> dict[str, Any]:
+    """A non-streaming chat completion body."""
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": reply},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": usage,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
