@@ -138,10 +138,10 @@ class SeeChatHandler(BaseChatHandler):
     async def process_message(self, message: HumanChatMessage) -> None:
         # Creating the chat model may import heavy libraries (litellm: seconds): off the loop.
         await asyncio.to_thread(self.get_llm_chain)
+        started = time.perf_counter()
         if self.llm_chain is None:
             self.reply("No chat model is selected: choose one in the chat settings.", message)
             return
-        started = time.perf_counter()
         question = _strip_command(message.prompt)
         explicit, question = live.split_path(question)
         selection = message.selection.source if message.selection else None
