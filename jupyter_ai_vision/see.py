@@ -67,6 +67,9 @@ class SeeChatHandler(BaseChatHandler):
     routing_type = SlashCommandRoutingType(slash_id="see")
     uses_llm = True
     supports_help = True
+    #: What the model is told before the notebook; subclasses (e.g. generated modules) set
+    #: their own.
+    system_prompt: ClassVar[str] = SYSTEM_PROMPT
 
     #: Human message id -> sha256 of the images sent with it (to avoid resending them).
     _sent_images: ClassVar[dict[str, set[str]]] = {}
@@ -142,7 +145,7 @@ class SeeChatHandler(BaseChatHandler):
         if self.llm_chain is None:
             self.reply("No chat model is selected: choose one in the chat settings.", message)
             return
-        question = _strip_command(message.prompt)
+        question = _strip_command(message.prompt, self.routing_type.slash_id)
         explicit, question = live.split_path(question)
         selection = message.selection.source if message.selection else None
         try:
@@ -172,7 +175,7 @@ class SeeChatHandler(BaseChatHandler):
             human.content = "\n".join(p["text"] for p in human.content if p["type"] == "text")
         inputs = {
             "input": human,
-            "system": SYSTEM_PROMPT,
+            "system": self.system_prompt,
             "request": request,
         }
         self._sent_images[message.id] = {img.sha256 for img in ctx.images}
@@ -410,8 +413,9 @@ def _warm_up_in_background(delay: float = 3.0) -> None:
     threading.Thread(target=warm, name="jupyter-ai-vision-warmup", daemon=True).start()
 
 
-def _strip_command(prompt: str) -> str:
-    return re.sub(r"^\s*/see\b", "", prompt, count=1).strip()
+def _strip_command(prompt: str, slash_id: str | None) -> str:
+    """The question without this handler's ``/command``."""
+    return re.sub(rf"^\s*/{re.escape(slash_id or 'see')}\b", "", prompt, count=1).strip()
 
 
 def _pending(ctx: VisionContext, target: live.Target) -> str:

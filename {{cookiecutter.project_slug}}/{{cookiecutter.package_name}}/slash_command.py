@@ -3,12 +3,9 @@ looking at, sends its cells, outputs and figures to the model) with this module'
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from jupyter_ai.chat_handlers.base import SlashCommandRoutingType
-from jupyter_ai.models import HumanChatMessage
 from jupyter_ai_vision.see import SeeChatHandler
 
 #: What the model is told before it sees the notebook. Edit freely: the notebook's content
@@ -33,16 +30,3 @@ class {{ cookiecutter.__class_prefix }}ChatHandler(SeeChatHandler):
     help = {{ cookiecutter.slash_help | jsonify }}
     routing_type = SlashCommandRoutingType(slash_id=SLASH_ID)
     system_prompt: ClassVar[str] = PROMPT
-
-    async def process_message(self, message: HumanChatMessage) -> None:
-        # Hand /see's machinery the question without the command, on a copy of the message
-        # (the chat history keeps what the user typed).
-        question = re.sub(rf"^\s*/{SLASH_ID}\b", "", message.prompt, count=1).strip()
-        await super().process_message(message.model_copy(update={"prompt": question}))
-
-    async def _answer_with_footer(self, inputs: dict[str, Any], config: Any) -> AsyncIterator[str]:
-        # This command's prompt replaces /see's just before the model is called.
-        async for chunk in super()._answer_with_footer(
-            {**inputs, "system": self.system_prompt}, config
-        ):
-            yield chunk
