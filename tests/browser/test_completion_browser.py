@@ -12,22 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures.browser import CHROMIUM, CHROMIUM_ARGS
 from fixtures.jupyter_server import VISION_MODEL, start_jupyter_server, stop_jupyter_server
 from fixtures.model_server import text_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SUGGESTION = "sum(x_values_marker) / len(x_values_marker)"
 
 

@@ -12,22 +12,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fixtures.browser import CHROMIUM, CHROMIUM_ARGS
 from fixtures.jupyter_server import start_jupyter_server, stop_jupyter_server
 from fixtures.model_server import images_in, text_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PLOT = (
     "import matplotlib.pyplot as plt\n"
     "fig, ax = plt.subplots(figsize=(4, 3), dpi=80)\n"
