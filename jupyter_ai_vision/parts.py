@@ -170,8 +170,10 @@ class VisionContext:
         seen = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "no images"
         text = f"Seen: {seen}"
         if cells:
-            text += " from cell" + ("s " if len(cells) > 1 else " ") + ", ".join(
-                str(c) for c in sorted(cells)
+            text += (
+                " from cell"
+                + ("s " if len(cells) > 1 else " ")
+                + ", ".join(str(c) for c in sorted(cells))
             )
         if self.skipped:
             text += f"; left out: {len(self.skipped)} ({_reasons(self.skipped)})"
@@ -201,7 +203,11 @@ class VisionContext:
                 for p in self.images
             ],
             "skipped": [
-                {"cell_index": s.provenance.cell_index, "kind": s.provenance.kind, "reason": s.reason}
+                {
+                    "cell_index": s.provenance.cell_index,
+                    "kind": s.provenance.kind,
+                    "reason": s.reason,
+                }
                 for s in self.skipped
             ],
             "totals": {
