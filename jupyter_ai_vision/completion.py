@@ -271,21 +271,13 @@ def _root_dir(server_settings: Mapping[str, Any]) -> Path | None:
 
 
 async def live_ynotebook(server_settings: Mapping[str, Any], path: str) -> Any | None:
-    """The server's live YNotebook for ``path`` (not a fork: only read, without awaiting),
-    or None when no room is open for it (the docs' recipe, without indexing unknown paths)."""
-    ydoc_ext = server_settings.get("jupyter_server_ydoc")
-    fim = server_settings.get("file_id_manager")
-    if ydoc_ext is None or fim is None:
-        return None
+    """The server's live YNotebook for ``path`` (see :func:`live.live_document`), or None;
+    a room that failed to load must not break completion."""
+    from jupyter_ai_vision import live
+
     try:
-        file_id = fim.get_id(path)
-        rooms = getattr(getattr(ydoc_ext, "ywebsocket_server", None), "rooms", {}) or {}
-        if file_id is None or f"json:notebook:{file_id}" not in rooms:
-            return None
-        ynb = await ydoc_ext.get_document(
-            path=path, content_type="notebook", file_format="json", copy=False
-        )
-    except Exception as exc:  # a room that failed to load must not break completion
+        ynb = await live.live_document(server_settings, path)
+    except Exception as exc:
         log.debug("No live notebook for %s: %s", path, exc)
         return None
     return ynb if hasattr(ynb, "ycells") else None

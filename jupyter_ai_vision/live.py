@@ -194,6 +194,13 @@ async def read_live(settings: Mapping[str, Any] | None, path: str) -> bytes | No
     notebook) happens later in a worker thread, on a private copy, so the server's event loop
     stays responsive and the shared document is never touched from another thread.
     """
+    doc = await live_document(settings, path)
+    return None if doc is None else bytes(doc.ydoc.get_update())
+
+
+async def live_document(settings: Mapping[str, Any] | None, path: str) -> Any | None:
+    """The server's shared YNotebook for ``path`` (not a copy: read it without awaiting,
+    never write to it), or None when it is not open collaboratively."""
     ext = _ydoc_ext(settings)
     if ext is None or not hasattr(ext, "get_document"):
         return None
@@ -202,8 +209,9 @@ async def read_live(settings: Mapping[str, Any] | None, path: str) -> bytes | No
     file_id = fim.get_id(path) if fim is not None else None
     if file_id is None or f"{_NOTEBOOK_ROOM}{file_id}" not in _rooms(settings):
         return None
-    doc = await ext.get_document(path=path, content_type="notebook", file_format="json", copy=False)
-    return None if doc is None else bytes(doc.ydoc.get_update())
+    return await ext.get_document(
+        path=path, content_type="notebook", file_format="json", copy=False
+    )
 
 
 def notebook_from_update(update: bytes) -> Any:

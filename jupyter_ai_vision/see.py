@@ -340,9 +340,9 @@ class SeeChatHandler(BaseChatHandler):
             self.log.debug("/see traceback", exc_info=e)
 
     def _redact(self, text: str) -> str:
-        for secret in self._secrets():
-            text = text.replace(secret, "***")
-        return text
+        from jupyter_ai_vision.errors import redact
+
+        return redact(text, self._secrets())
 
     def _secrets(self) -> set[str]:
         found: set[str] = set()
