@@ -1,14 +1,70 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need, then runs ruff, mypy and the whole test suite.
+# The test command (CI runs exactly this: .ci/run).
+#
+#   bash scripts/test.sh            full: set up both hosts from constraints/, ruff, mypy, and the
+#                                   whole suite once per host (Jupyter AI 2.x in .venv, 3.x in
+#                                   .venv-jai3; each host's own tests are selected by marker)
+#   bash scripts/test.sh --fast     inner loop: ruff and the pure and unit tests (no kernel, no
+#                                   server, no browser) in .venv; installs only if .venv is missing
+#   bash scripts/test.sh -- ARGS    extra arguments for pytest (e.g. -- tests/test_cli.py -x)
+#
+# HOSTS="3" (or "2", default "2 3") picks the hosts; LATEST=1 uses the newest releases instead of
+# the constraints (that is scripts/test-latest.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV="${VENV:-.venv}"
-scripts/setup.sh --test
-export LITELLM_LOCAL_MODEL_COST_MAP=True PATH="$VENV/bin:$PATH"
+export LITELLM_LOCAL_MODEL_COST_MAP=True PIP_DISABLE_PIP_VERSION_CHECK=1
+
+fast=0
+pytest_args=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --fast) fast=1 ;;
+    --) shift; pytest_args+=("$@"); break ;;
+    *) pytest_args+=("$1") ;;
+  esac
+  shift
+done
+latest="${LATEST:-0}"
+if [[ $fast == 1 ]]; then hosts="${HOSTS:-2}"; else hosts="${HOSTS:-2 3}"; fi
+
+venv_for() {  # the environment of one host
+  if [[ $latest == 1 ]]; then echo ".venv-latest-$1"
+  elif [[ $1 == 2 ]]; then echo .venv
+  else echo .venv-jai3; fi
+}
+
+start=$SECONDS
+for host in $hosts; do
+  venv=$(venv_for "$host")
+  if [[ $fast == 1 && -x "$venv/bin/pytest" ]]; then continue; fi
+  setup_args=(--test --host "$host")
+  [[ $latest == 1 ]] && setup_args+=(--latest)
+  VENV="$venv" bash scripts/setup.sh "${setup_args[@]}"
+done
+
+lint_venv=$(venv_for "${hosts%% *}")
+lint_paths=(jupyter_ai_vision tests benchmarks examples hooks)
 echo "== ruff"
-"$VENV/bin/ruff" check jupyter_ai_vision tests benchmarks examples
-"$VENV/bin/ruff" format --check jupyter_ai_vision tests benchmarks
-echo "== mypy"
-"$VENV/bin/mypy"
-echo "== pytest"
-"$VENV/bin/python" -m pytest "$@"
+"$lint_venv/bin/ruff" check "${lint_paths[@]}"
+"$lint_venv/bin/ruff" format --check "${lint_paths[@]}"
+
+if [[ $fast == 1 ]]; then
+  venv=$(venv_for "${hosts%% *}")
+  echo "== pytest (fast tier: not kernel, not server, not browser) in $venv"
+  "$venv/bin/python" -m pytest -q -m "not kernel and not server and not browser" \
+    ${pytest_args[@]+"${pytest_args[@]}"}
+  echo "== fast tier done in $((SECONDS - start)) s"
+  exit 0
+fi
+
+status=0
+for host in $hosts; do
+  venv=$(venv_for "$host")
+  # Each host type-checks its own adapters against the API it really has installed.
+  echo "== mypy in $venv (Jupyter AI $host.x)"
+  "$venv/bin/mypy" || status=1
+  echo "== pytest in $venv (Jupyter AI $host.x)"
+  "$venv/bin/python" -m pytest ${pytest_args[@]+"${pytest_args[@]}"} || status=1
+done
+echo "== done in $((SECONDS - start)) s: $([[ $status == 0 ]] && echo passed || echo FAILED)"
+exit $status
