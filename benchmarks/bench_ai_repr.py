@@ -5,7 +5,7 @@ Measures, in the same run against the same kernel:
 - baseline: a trivial ``user_expressions`` round trip (``1``) over a long-lived client;
 - transport: the same trivial expression through :func:`kernel_query.evaluate`
   (fresh client per request, as ``/see`` does);
-- ``@df``: :func:`references.fetch_from_kernel` for a 1,000,000 × 18 DataFrame — validation,
+- ``@df``: :func:`server.kernels.fetch_from_kernel` for a 1,000,000 × 18 DataFrame — validation,
   the silent execute_request, the kernel-side ``ai_repr`` (shape, dtypes, head) and the
   conversion into parts. Target: p50 <= 50 ms.
 
@@ -21,8 +21,8 @@ import time
 
 from jupyter_client.manager import AsyncKernelManager
 
-from jupyter_ai_vision import kernel_query
-from jupyter_ai_vision.references import fetch_from_kernel
+from jupyter_ai_vision.server.kernels import fetch_from_kernel
+from jupyter_ai_vision.server import kernels as kernel_query
 
 SETUP = (
     "import numpy as np, pandas as pd\n"

@@ -98,7 +98,7 @@ def percentile(values: list[float], q: float) -> float:
 async def assemble(provider: Any, ynb: Any, cell_id: str, live: bool, number: int) -> Any:
     from jupyter_ai_magics.models.completion import InlineCompletionRequest
 
-    from jupyter_ai_vision import completion
+    from jupyter_ai_vision.hosts.jupyter_ai_2 import completion
 
     request = InlineCompletionRequest(
         number=number,
@@ -148,11 +148,11 @@ async def memory(
     """Heap and RSS growth over ``requests`` requests after 100 warm-up ones."""
     from jupyter_ai_magics.models.completion import InlineCompletionRequest
 
-    from jupyter_ai_vision import completion
+    from jupyter_ai_vision.hosts.jupyter_ai_2 import completion
 
     provider: Any = BenchProvider()
     if model_url:
-        from jupyter_ai_vision.provider import VisionProvider
+        from jupyter_ai_vision.hosts.jupyter_ai_2.provider import VisionProvider
 
         provider = VisionProvider(model_id="openai/gpt-4o", api_base=model_url, api_key="sk-x")
 

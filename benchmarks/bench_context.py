@@ -143,7 +143,7 @@ def naive_payload(nb: dict[str, Any]) -> tuple[int, int]:
 def import_time() -> tuple[float, bool]:
     code = (
         "import time, sys; t = time.perf_counter(); import jupyter_ai_vision; "
-        "from jupyter_ai_vision import builder, cli; "
+        "from jupyter_ai_vision.context import builder, cli; "
         "print(time.perf_counter() - t, 'litellm' in sys.modules)"
     )
     times = []
@@ -164,9 +164,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from jupyter_ai_vision import build_context
-    from jupyter_ai_vision.budget import ImagePolicy, model_profile
-    from jupyter_ai_vision.builder import clear_caches
-    from jupyter_ai_vision.images import ImageCache
+    from jupyter_ai_vision.context.budget import ImagePolicy, model_profile
+    from jupyter_ai_vision.context.builder import clear_caches
+    from jupyter_ai_vision.media.raster import ImageCache
 
     t = time.perf_counter()
     nb = generate_notebook()

@@ -19,12 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from PIL import Image  # noqa: E402
+import matplotlib.pyplot as plt
+from PIL import Image
 
-from jupyter_ai_vision.budget import ImagePolicy  # noqa: E402
-from jupyter_ai_vision.images import ImageCache, image_size, prepare_image  # noqa: E402
-from jupyter_ai_vision.svg import rasterize_svg  # noqa: E402
+from jupyter_ai_vision.context.budget import ImagePolicy
+from jupyter_ai_vision.media.headers import image_size
+from jupyter_ai_vision.media.load import prepare_image
+from jupyter_ai_vision.media.raster import ImageCache
+from jupyter_ai_vision.media.svg import rasterize_svg
 
 
 def figure(w: float, h: float, fmt: str = "png", dpi: int = 100) -> bytes:

@@ -25,9 +25,7 @@ import time
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 BASELINE = "import jupyter_ai_magics, jupyter_ai.chat_handlers.base"
-ENTRY_POINTS = (
-    "import jupyter_ai_vision.provider, jupyter_ai_vision.embeddings, jupyter_ai_vision.see"
-)
+ENTRY_POINTS = "import jupyter_ai_vision.hosts.jupyter_ai_2.provider, jupyter_ai_vision.hosts.jupyter_ai_2.embeddings, jupyter_ai_vision.hosts.jupyter_ai_2.see"
 # One fresh interpreter per run: time the baseline import, then the entry points on top of
 # it (what they add to a server that has loaded jupyter-ai anyway). Timing both in the same
 # process keeps the machine's load drift out of the difference; a separate baseline-only
@@ -103,7 +101,7 @@ async def _first_token_provider(provider) -> float:
 async def bench_first_token(calls: int) -> dict[str, float]:
     import litellm
 
-    from jupyter_ai_vision.provider import VisionProvider
+    from jupyter_ai_vision.hosts.jupyter_ai_2.provider import VisionProvider
     from jupyter_ai_vision.testing import ModelServer
 
     server = ModelServer().start()

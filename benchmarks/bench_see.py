@@ -33,15 +33,15 @@ from typing import Any
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import httpx  # noqa: E402
-import nbformat  # noqa: E402
-from fixtures.jupyter_server import (  # noqa: E402
+import httpx
+import nbformat
+from fixtures.jupyter_server import (
     JupyterServer,
     start_jupyter_server,
     stop_jupyter_server,
 )
 
-from jupyter_ai_vision.testing import ModelServer  # noqa: E402
+from jupyter_ai_vision.testing import ModelServer
 
 
 def figure_png(i: int) -> bytes:

@@ -12,18 +12,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from jupyter_ai_vision import _compat
+
+__version__ = "0.2.0"
+
+_compat.install()
 
 _LAZY = {
-    "build_context": "jupyter_ai_vision.builder",
-    "build_context_async": "jupyter_ai_vision.builder",
-    "NotebookError": "jupyter_ai_vision.snapshot",
-    "ImagePolicy": "jupyter_ai_vision.budget",
-    "VisionContext": "jupyter_ai_vision.parts",
-    "TextPart": "jupyter_ai_vision.parts",
-    "ImagePart": "jupyter_ai_vision.parts",
-    "SkippedItem": "jupyter_ai_vision.parts",
-    "Provenance": "jupyter_ai_vision.parts",
+    "build_context": "jupyter_ai_vision.context.builder",
+    "build_context_async": "jupyter_ai_vision.context.builder",
+    "NotebookError": "jupyter_ai_vision.context.snapshot",
+    "ImagePolicy": "jupyter_ai_vision.limits",
+    "VisionContext": "jupyter_ai_vision.context.parts",
+    "TextPart": "jupyter_ai_vision.context.parts",
+    "ImagePart": "jupyter_ai_vision.context.parts",
+    "SkippedItem": "jupyter_ai_vision.context.parts",
+    "Provenance": "jupyter_ai_vision.context.parts",
 }
 
 __all__ = [
@@ -41,16 +45,16 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from jupyter_ai_vision.budget import ImagePolicy
-    from jupyter_ai_vision.builder import build_context, build_context_async
-    from jupyter_ai_vision.parts import (
+    from jupyter_ai_vision.context.budget import ImagePolicy
+    from jupyter_ai_vision.context.builder import build_context, build_context_async
+    from jupyter_ai_vision.context.parts import (
         ImagePart,
         Provenance,
         SkippedItem,
         TextPart,
         VisionContext,
     )
-    from jupyter_ai_vision.snapshot import NotebookError
+    from jupyter_ai_vision.context.snapshot import NotebookError
 
 
 def __getattr__(name: str) -> Any:
@@ -65,6 +69,6 @@ def __getattr__(name: str) -> Any:
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext jupyter_ai_vision``: loads jupyter_ai_magics and starts remembering
     displayed figures for ``@last_figure`` / ``@figures`` in ``%%ai`` prompts."""
-    from jupyter_ai_vision.magics import load_ipython_extension as load
+    from jupyter_ai_vision.kernel.extension import load_ipython_extension as load
 
     load(ipython)

@@ -38,7 +38,7 @@ def test_import_and_lazy_registration_import_nothing_heavy():
     code = (
         "import sys\n"
         "from jupyter_ai_vision.ai_repr import ai_repr, register\n"
-        "import jupyter_ai_vision.references, jupyter_ai_vision.kernel_query\n"
+        "import jupyter_ai_vision.kernel.references, jupyter_ai_vision.server.kernels\n"
         "ai_repr(object()); ai_repr([1, 2]); ai_repr(ValueError('x'))\n"
         "register('polars.dataframe.frame.DataFrame', lambda o, **k: {'text/plain': 'p'})\n"
         "heavy = ['pandas', 'numpy', 'matplotlib', 'PIL', 'altair', 'plotly', 'polars',\n"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_ai_vision.budget import (
+from jupyter_ai_vision.context.budget import (
     ImagePolicy,
     estimate_image_tokens,
     fit_within,
@@ -110,7 +110,9 @@ def test_overrides_win_over_the_table():
 
 
 def test_budget_module_does_not_import_heavy_libraries():
-    tree = ast.parse(Path(sys.modules["jupyter_ai_vision.budget"].__file__ or "").read_text())
+    tree = ast.parse(
+        Path(sys.modules["jupyter_ai_vision.context.budget"].__file__ or "").read_text()
+    )
     names = {
         alias.name.split(".")[0]
         for node in ast.walk(tree)

@@ -17,8 +17,8 @@ from nbformat.v4 import new_code_cell
 from PIL import Image
 
 from jupyter_ai_vision import ImagePolicy, NotebookError, build_context, build_context_async
-from jupyter_ai_vision.images import ImageCache
-from jupyter_ai_vision.parts import ImagePart, TextPart
+from jupyter_ai_vision.context.parts import ImagePart, TextPart
+from jupyter_ai_vision.media.raster import ImageCache
 
 ROOMY = ImagePolicy(max_images=30, max_image_tokens=100_000)
 

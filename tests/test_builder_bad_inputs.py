@@ -39,7 +39,7 @@ ROOMY = ImagePolicy(max_images=40, max_image_tokens=200_000)
 class _Recorder(BaseHTTPRequestHandler):
     requests: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server API
+    def do_GET(self) -> None:
         type(self).requests.append(self.path)
         self.send_response(200)
         self.send_header("Content-Type", "image/png")

@@ -14,7 +14,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from PIL import Image
 
-from jupyter_ai_vision.chat_model import LiteLLMChatModel
+from jupyter_ai_vision.llm.chat_model import LiteLLMChatModel
 from jupyter_ai_vision.testing import ModelServer, images_in, text_in
 
 KEY = "sk-chat-model-key-0123456789"

@@ -17,8 +17,8 @@ from fixtures.notebooks import cell_index, make_ynotebook, with_markdown_images,
 from jupyter_ai_magics.models.completion import InlineCompletionRequest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from jupyter_ai_vision import completion
-from jupyter_ai_vision.completion import (
+from jupyter_ai_vision.hosts.jupyter_ai_2 import completion
+from jupyter_ai_vision.hosts.jupyter_ai_2.completion import (
     CompletionSettings,
     SavedNotebookCache,
     post_process,

@@ -20,11 +20,11 @@ from jupyter_ai_magics.models.completion import (
 )
 from nbformat.v4 import new_code_cell, new_markdown_cell
 
-from jupyter_ai_vision import completion
+from jupyter_ai_vision.hosts.jupyter_ai_2 import completion
 
 
 def make_provider(model_server: Any, model: str = "openai/gpt-4o", **kw: Any) -> Any:
-    from jupyter_ai_vision.provider import VisionProvider
+    from jupyter_ai_vision.hosts.jupyter_ai_2.provider import VisionProvider
 
     return VisionProvider(model_id=model, api_base=model_server.url, api_key="sk-secret-1234", **kw)
 
@@ -216,7 +216,7 @@ async def test_context_cells_setting(model_server: Any, root: Path) -> None:
 async def test_completion_settings_are_fields_never_sent_to_the_chat_api(model_server: Any) -> None:
     from langchain_core.messages import HumanMessage
 
-    from jupyter_ai_vision.provider import ModelParameterError, VisionProvider
+    from jupyter_ai_vision.hosts.jupyter_ai_2.provider import ModelParameterError, VisionProvider
 
     keys = {f.key for f in VisionProvider.fields}
     assert set(completion.SETTING_NAMES) <= keys  # shown in the Jupyter AI settings

@@ -15,7 +15,7 @@ import pytest
 from IPython.display import HTML, IFrame
 from PIL import Image
 
-from jupyter_ai_vision.html_text import html_to_text, parse_data_uri
+from jupyter_ai_vision.media.html import html_to_text, parse_data_uri
 
 
 @pytest.fixture(scope="module")

@@ -16,18 +16,15 @@ import matplotlib
 import pytest
 from PIL import Image
 
-from jupyter_ai_vision.budget import ImagePolicy
-from jupyter_ai_vision.images import (
-    ImageCache,
-    ImageRejected,
-    PreparedImage,
-    decode_base64,
-    image_size,
-    prepare_image,
-)
+from jupyter_ai_vision.context.budget import ImagePolicy
+from jupyter_ai_vision.errors import ImageRejected
+from jupyter_ai_vision.media.headers import image_size
+from jupyter_ai_vision.media.load import prepare_image
+from jupyter_ai_vision.media.raster import ImageCache, PreparedImage
+from jupyter_ai_vision.mimes import decode_base64
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 POLICY = ImagePolicy()
 

@@ -16,9 +16,10 @@ import pytest_asyncio
 from jupyter_client.manager import AsyncKernelManager
 from PIL import Image
 
-from jupyter_ai_vision import kernel_query
-from jupyter_ai_vision.parts import ImagePart, TextPart
-from jupyter_ai_vision.references import fetch_from_kernel, find_references
+from jupyter_ai_vision.context.parts import ImagePart, TextPart
+from jupyter_ai_vision.kernel.references import find_references
+from jupyter_ai_vision.server.kernels import fetch_from_kernel
+from jupyter_ai_vision.server import kernels as kernel_query
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

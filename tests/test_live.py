@@ -16,7 +16,7 @@ import pytest
 from fixtures.model_server import text_in
 from fixtures.notebooks import make_ynotebook
 
-from jupyter_ai_vision import live
+from jupyter_ai_vision.server import notebooks as live
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,8 @@ import pytest
 from nbformat.v4 import new_markdown_cell
 from PIL import Image
 
-from jupyter_ai_vision import markdown_images as mdi
-from jupyter_ai_vision.markdown_images import ImageRef, UnsafeLink
+from jupyter_ai_vision.media import markdown as mdi
+from jupyter_ai_vision.media.markdown import ImageRef, UnsafeLink
 
 
 def png_bytes(color: str = "red") -> bytes:

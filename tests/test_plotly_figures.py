@@ -7,8 +7,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
-from jupyter_ai_vision.html_text import html_to_text
-from jupyter_ai_vision.plotly_figures import PLOTLY_MIME, figure_from_html, summarize_figure
+from jupyter_ai_vision.media.html import html_to_text
+from jupyter_ai_vision.media.plotly import PLOTLY_MIME, figure_from_html, summarize_figure
 
 
 def notebook_json(fig: go.Figure) -> dict:

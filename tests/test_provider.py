@@ -17,8 +17,12 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from PIL import Image
 
-from jupyter_ai_vision import provider as provider_mod
-from jupyter_ai_vision.provider import ModelParameterError, VisionProvider, vision_models
+from jupyter_ai_vision.hosts.jupyter_ai_2 import provider as provider_mod
+from jupyter_ai_vision.hosts.jupyter_ai_2.provider import (
+    ModelParameterError,
+    VisionProvider,
+    vision_models,
+)
 from jupyter_ai_vision.testing import images_in, text_in
 
 KEY = "sk-provider-test-key-987654321"
@@ -83,7 +87,7 @@ def test_vision_model_list_comes_from_litellm_map():
 
 def test_importing_the_provider_does_not_import_litellm():
     code = (
-        "import sys; import jupyter_ai_vision.provider, jupyter_ai_vision.embeddings; "
+        "import sys; import jupyter_ai_vision.hosts.jupyter_ai_2.provider, jupyter_ai_vision.hosts.jupyter_ai_2.embeddings; "
         "print('litellm' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

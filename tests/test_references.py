@@ -7,9 +7,9 @@ import io
 import pytest
 from PIL import Image
 
-from jupyter_ai_vision.budget import ImagePolicy
-from jupyter_ai_vision.parts import ImagePart, TextPart
-from jupyter_ai_vision.references import (
+from jupyter_ai_vision.context.budget import ImagePolicy
+from jupyter_ai_vision.context.parts import ImagePart, TextPart
+from jupyter_ai_vision.kernel.references import (
     MAX_REFERENCES,
     find_references,
     resolve_in_namespace,

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from fixtures.notebooks import make_ynotebook, write_notebook
 
-from jupyter_ai_vision.snapshot import NotebookError, load_notebook
+from jupyter_ai_vision.context.snapshot import NotebookError, load_notebook
 
 
 def _digest(path: Path) -> tuple[str, int]:

@@ -21,12 +21,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jupyter_ai_vision.budget import ImagePolicy
-from jupyter_ai_vision.images import ImageRejected, image_size
-from jupyter_ai_vision.svg import rasterize_svg, sanitize_svg
+from jupyter_ai_vision.context.budget import ImagePolicy
+from jupyter_ai_vision.errors import ImageRejected
+from jupyter_ai_vision.media.headers import image_size
+from jupyter_ai_vision.media.svg import rasterize_svg, sanitize_svg
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 POLICY = ImagePolicy()
 MAGENTA = (255, 0, 255)
@@ -82,7 +83,7 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
     requests: list[str] = []
     body = b""
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         type(self).requests.append(self.path)
         self.send_response(200)
         self.send_header("Content-Type", "image/png")
@@ -313,7 +314,7 @@ def test_render_timeout_kills_the_worker_and_the_next_render_works(mpl_svg):
 
 
 def test_worker_never_imports_modules_from_the_working_directory(mpl_svg, tmp_path, monkeypatch):
-    from jupyter_ai_vision import svg as svg_module
+    from jupyter_ai_vision.media import svg as svg_module
 
     svg_module._POOL.shutdown()  # fresh workers start in the new working directory
     for name in ("struct", "resource", "vl_convert"):
@@ -323,7 +324,7 @@ def test_worker_never_imports_modules_from_the_working_directory(mpl_svg, tmp_pa
 
 
 def test_prewarm_starts_a_worker_in_the_background(mpl_svg):
-    from jupyter_ai_vision import svg as svg_module
+    from jupyter_ai_vision.media import svg as svg_module
 
     svg_module._POOL.shutdown()
     assert svg_module._POOL._idle == []

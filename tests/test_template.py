@@ -286,8 +286,8 @@ def generated_suite(
 _PROBE = """
 import json
 from importlib.metadata import entry_points
-from jupyter_ai_vision.provider import VisionProvider
-from jupyter_ai_vision.see import SeeChatHandler
+from jupyter_ai_vision.hosts.jupyter_ai_2.provider import VisionProvider
+from jupyter_ai_vision.hosts.jupyter_ai_2.see import SeeChatHandler
 out = {}
 for group, base in (("jupyter_ai.model_providers", VisionProvider),
                     ("jupyter_ai.chat_handlers", SeeChatHandler)):

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from jupyter_ai_vision import vega
+from jupyter_ai_vision.media import vega
 
 # A request-recording HTTP server in its own process: vl-convert holds the GIL while it
 # loads data, so an in-process server could never answer (the test would hang, not fail).

@@ -238,7 +238,7 @@ def pil_image(img: Any, *, mimetypes: Mimes = None, **_: Any) -> dict[str, Any]:
 
 
 def altair_chart(chart: Any, *, mimetypes: Mimes = None, **_: Any) -> dict[str, Any]:
-    from jupyter_ai_vision import vega
+    from jupyter_ai_vision.media import vega
 
     spec = chart.to_dict()
     bundle: dict[str, Any] = {"text/plain": "Altair chart: " + vega.summarize_spec(spec)}
@@ -251,10 +251,10 @@ def altair_chart(chart: Any, *, mimetypes: Mimes = None, **_: Any) -> dict[str, 
 
 
 def plotly_figure(fig: Any, *, mimetypes: Mimes = None, **_: Any) -> dict[str, Any]:
-    from jupyter_ai_vision import plotly_figures
+    from jupyter_ai_vision.media import plotly
 
     bundle: dict[str, Any] = {
-        "text/plain": "Plotly figure: " + plotly_figures.summarize_figure(fig.to_dict())
+        "text/plain": "Plotly figure: " + plotly.summarize_figure(fig.to_dict())
     }
     if accepts(mimetypes, "image/png") and _has_module("kaleido"):
         # kaleido >= 1 drives a Chrome; without one this fails and the summary stands alone.

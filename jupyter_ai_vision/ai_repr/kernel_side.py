@@ -32,8 +32,8 @@ class Reply:
 
 
 def fetch(namespace: Mapping[str, Any], payload: str) -> Reply:
-    """``ai_repr`` of each requested name in ``namespace``; see :mod:`jupyter_ai_vision.references`."""
-    from jupyter_ai_vision.references import fetch_entries
+    """``ai_repr`` of each requested name in ``namespace``; see :mod:`jupyter_ai_vision.kernel.references`."""
+    from jupyter_ai_vision.kernel.references import fetch_entries
 
     request = json.loads(payload)
     names = [n for n in request.get("names", []) if isinstance(n, str)]

@@ -32,6 +32,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from jupyter_ai_vision.errors import ReprFailed
+
 ReprFunc = Callable[..., Any]
 Bundle = dict[str, Any]
 
@@ -72,10 +74,6 @@ class ReprResult:
             "source": self.source,
             "notes": self.notes,
         }
-
-
-class ReprFailed(Exception):
-    """A repr raised, hung or returned something unusable (message is one line)."""
 
 
 def type_name(obj: Any) -> str:
@@ -217,7 +215,7 @@ def _run_with_timeout(call: Callable[[], Any], timeout: float, what: str, key: A
             if inspect.isawaitable(value):
                 value = asyncio.run(_await(value))
             box["value"] = value
-        except BaseException as exc:  # noqa: BLE001 - reported as a note
+        except BaseException as exc:
             box["error"] = exc
 
     thread = threading.Thread(target=target, name=f"ai_repr {what}", daemon=True)

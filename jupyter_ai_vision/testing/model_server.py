@@ -273,7 +273,7 @@ def _make_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
         # only drops the connection of an unfinished HTTP/1.1 body when a stream is closed).
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # quiet: tests read the records instead
 
         def do_GET(self) -> None:

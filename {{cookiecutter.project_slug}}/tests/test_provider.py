@@ -6,7 +6,7 @@ import base64
 from importlib.metadata import entry_points
 
 from conftest import MODEL, red_square_png
-from jupyter_ai_vision.provider import VisionProvider
+from jupyter_ai_vision.hosts.jupyter_ai_2.provider import VisionProvider
 from jupyter_ai_vision.testing import ModelServer, images_in, text_in
 from langchain_core.messages import HumanMessage
 

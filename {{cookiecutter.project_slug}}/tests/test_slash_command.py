@@ -13,7 +13,7 @@ from conftest import MODEL
 from jupyter_ai.config_manager import ConfigManager
 from jupyter_ai.history import BoundedChatHistory
 from jupyter_ai.models import AgentStreamChunkMessage, ChatClient, HumanChatMessage
-from jupyter_ai_vision.see import SeeChatHandler
+from jupyter_ai_vision.hosts.jupyter_ai_2.see import SeeChatHandler
 from jupyter_ai_vision.testing import ModelServer, images_in, text_in
 
 from {{ cookiecutter.package_name }}.provider import {{ cookiecutter.__class_prefix }}Provider

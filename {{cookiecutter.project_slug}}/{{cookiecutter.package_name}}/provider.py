@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, ClassVar
 
-from jupyter_ai_vision.provider import VisionProvider
+from jupyter_ai_vision.hosts.jupyter_ai_2.provider import VisionProvider
 
 if TYPE_CHECKING:
     from jupyter_ai_magics.models.completion import (
@@ -29,7 +29,7 @@ class {{ cookiecutter.__class_prefix }}Provider(VisionProvider):
     async def generate_inline_completions(
         self, request: InlineCompletionRequest
     ) -> InlineCompletionReply:
-        from jupyter_ai_vision import completion
+        from jupyter_ai_vision.hosts.jupyter_ai_2 import completion
 
         reply = await completion.generate(self, request, server_settings=self.server_settings)
         for item in reply.list.items:
@@ -40,7 +40,7 @@ class {{ cookiecutter.__class_prefix }}Provider(VisionProvider):
         self, request: InlineCompletionRequest
     ) -> AsyncIterator[InlineCompletionReply | InlineCompletionStreamChunk]:
         from jupyter_ai_magics.models.completion import InlineCompletionStreamChunk
-        from jupyter_ai_vision import completion
+        from jupyter_ai_vision.hosts.jupyter_ai_2 import completion
 
         messages = completion.stream(self, request, server_settings=self.server_settings)
         # aclosing: a superseded or cancelled request closes the model stream at once

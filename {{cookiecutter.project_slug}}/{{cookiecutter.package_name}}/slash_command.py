@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from jupyter_ai.chat_handlers.base import SlashCommandRoutingType
-from jupyter_ai_vision.see import SeeChatHandler
+from jupyter_ai_vision.hosts.jupyter_ai_2.see import SeeChatHandler
 
 #: What the model is told before it sees the notebook. Edit freely: the notebook's content
 #: arrives after it, marked as data, together with the user's question.

@@ -1,0 +1,125 @@
+"""Command line: ``jupyter-ai-vision inspect NOTEBOOK`` shows what the model would see.
+
+Exit codes: 0 success, 2 unusable notebook or bad arguments (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+PROG = "jupyter-ai-vision"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Let the AI in Jupyter see a notebook: show what a model would see."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    inspect = sub.add_parser(
+        "inspect",
+        help="show what the model would see of a notebook",
+        description="Show each image the model would receive (cell, kind, original -> sent "
+        "size, bytes, estimated tokens), what was left out and why, and totals.",
+    )
+    inspect.add_argument("notebook", metavar="NOTEBOOK", help="path to a .ipynb file")
+    inspect.add_argument("--cell", metavar="ID|INDEX", help="focused cell (its figures go first)")
+    inspect.add_argument(
+        "--model", metavar="MODEL", help="LiteLLM model name (drives the image budget)"
+    )
+    images = inspect.add_mutually_exclusive_group()
+    images.add_argument(
+        "--images",
+        dest="supports_images",
+        action="store_const",
+        const=True,
+        help="treat the model as taking images (overrides the built-in table)",
+    )
+    images.add_argument(
+        "--no-images",
+        dest="supports_images",
+        action="store_const",
+        const=False,
+        help="treat the model as text-only (figures become text stubs)",
+    )
+    inspect.add_argument("--json", action="store_true", help="print one JSON object")
+    inspect.add_argument(
+        "--html", metavar="OUT", type=Path, help="write a self-contained HTML report"
+    )
+    inspect.add_argument("--text", action="store_true", help="also print the full text context")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "inspect":
+        return _inspect(args)
+    return 2  # pragma: no cover - argparse rejects unknown commands
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from jupyter_ai_vision.context.builder import build_context
+    from jupyter_ai_vision.context.snapshot import NotebookError
+
+    focus: int | str | None = args.cell
+    if isinstance(focus, str) and focus.lstrip("-").isdigit():
+        focus = int(focus)
+    try:
+        ctx = build_context(
+            args.notebook, focus=focus, model=args.model, supports_images=args.supports_images
+        )
+    except NotebookError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    if args.html is not None:
+        from jupyter_ai_vision.cli.report import render_html
+
+        try:
+            args.html.parent.mkdir(parents=True, exist_ok=True)
+            args.html.write_text(render_html(ctx), encoding="utf-8")
+        except OSError as exc:
+            print(f"{PROG}: error: cannot write {args.html}: {exc.strerror}", file=sys.stderr)
+            return 2
+    if args.json:
+        print(json.dumps(ctx.to_json(), indent=2))
+    else:
+        print(format_summary(ctx))
+        if args.text:
+            print("\n" + ctx.text)
+        if args.html is not None:
+            print(f"HTML report: {args.html}")
+    return 0
+
+
+def format_summary(ctx: object) -> str:
+    """Human-readable table of a VisionContext (images sent, left out, totals)."""
+    from jupyter_ai_vision.context.parts import VisionContext
+
+    assert isinstance(ctx, VisionContext)
+    lines = [f"Notebook: {ctx.notebook}", f"Model: {ctx.model or 'unspecified (generic estimate)'}"]
+    if not ctx.images_supported:
+        lines.append("The model does not accept images: figures are sent as text stubs.")
+    lines.append(f"\nImages sent ({len(ctx.images)}):")
+    for n, img in enumerate(ctx.images, 1):
+        prov = img.provenance
+        size = f"{img.original_width}×{img.original_height} -> {img.width}×{img.height}"
+        lines.append(
+            f"  {n:>2}. {prov.label():<24} {prov.kind:<11} {size:<22} "
+            f"{img.nbytes / 1000:>8.1f} kB {img.tokens:>6} tokens"
+            + (f"  id={prov.cell_id}" if prov.cell_id else "")
+        )
+    lines.append(f"\nLeft out ({len(ctx.skipped)}):")
+    for item in ctx.skipped:
+        lines.append(f"  - {item.provenance.label():<24} {item.provenance.kind:<11} {item.reason}")
+    lines.append(
+        f"\nTotals: {len(ctx.images)} images, {ctx.image_tokens} image tokens, "
+        f"~{ctx.text_tokens} text tokens, {sum(i.nbytes for i in ctx.images) / 1000:.1f} kB of images"
+    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""MCP tools for Jupyter AI 3.x: let Jupyternaut and every ACP agent see a notebook.
+
+Registered through the ``jupyter_server_mcp.tools`` entry point (the list :data:`TOOLS`), so
+jupyter-server-mcp serves them from inside the Jupyter server, and persona-manager hands that
+MCP server to every persona by default:
+
+- :func:`list_notebook_visuals` — what ``jupyter-ai-vision inspect --json`` lists: per figure
+  its cell, kind, original and sent size, bytes and estimated tokens; what is left out, why.
+- :func:`see_notebook` — the notebook as the model should see it: the shared context
+  builder's text, with each figure as an MCP ``ImageContent`` (PNG/JPEG) right after the
+  ``[figure N: ...]`` line naming its cell, within the image budget. Never base64 in text.
+
+The live document comes first (the server's YNotebook holds unsaved edits and fresh
+outputs), else the saved file; the path is confined to the server root. All notebook and
+image work runs in a worker thread, bounded in time; any bad input ends as one line
+(an MCP error result), never a traceback.
+
+Importing this module is cheap (jupyter-server-mcp imports it at server start): the context
+builder, Pillow and the live-notebook helpers are imported on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+from mcp.types import ImageContent, TextContent
+
+from jupyter_ai_vision.errors import VisionError
+
+TOOLS = [
+    "jupyter_ai_vision.hosts.jupyter_ai_3.mcp_tools:list_notebook_visuals",
+    "jupyter_ai_vision.hosts.jupyter_ai_3.mcp_tools:see_notebook",
+]
+
+#: Seconds one call may take (reading, rendering charts, resizing) before it gives up.
+TIMEOUT = 60.0
+#: Longest ``path`` / ``cell`` argument accepted (anything longer is not a notebook path).
+MAX_ARG_CHARS = 1_000
+#: MIME types MCP clients take as ``ImageContent`` everywhere; others are re-encoded as PNG.
+MCP_IMAGE_MIMES = ("image/png", "image/jpeg")
+
+log = logging.getLogger(__name__)
+
+
+class ToolInputError(VisionError):
+    """An argument the tools cannot use (one line for the calling model)."""
+
+
+async def list_notebook_visuals(path: str) -> dict[str, Any]:
+    """List the figures of a Jupyter notebook (live, unsaved state first) without sending them.
+
+    For each figure the model would be sent: the cell (index and id), the kind (png, svg,
+    vega-lite, plotly, ...), the original and sent size in pixels, bytes and estimated image
+    tokens; then what is left out and why, and totals. ``path`` is relative to the Jupyter
+    root, e.g. ``analysis.ipynb``. Use see_notebook to look at the figures.
+    """
+    try:
+        ctx, source = await _bounded(_context(path, None))
+    except Exception as exc:
+        _fail("list_notebook_visuals", exc)
+    listing = ctx.to_json()
+    listing["source"] = source
+    return listing
+
+
+async def see_notebook(path: str, cell: str | int | None = None) -> list[TextContent | ImageContent]:
+    """Look at a Jupyter notebook as the user sees it: cell sources, text outputs and every
+    figure (matplotlib, images, SVG, Altair/Vega-Lite, Plotly) as an image.
+
+    ``path``: notebook path relative to the Jupyter root, e.g. ``analysis.ipynb`` (use
+    get_active_notebook to find the one the user is viewing). ``cell``: optional cell id or
+    index to focus on (its figures are sent first, then the nearest preceding ones); default:
+    the last executed cell. Reads the live notebook (unsaved changes and fresh outputs) when it
+    is open, else the saved file. Figures beyond the image budget are listed as one-line stubs.
+    """
+    try:
+        ctx, source = await _bounded(_context(path, cell))
+        return await _bounded(asyncio.to_thread(_to_mcp_content, ctx, source))
+    except Exception as exc:
+        _fail("see_notebook", exc)
+
+
+# ----- reading the notebook ---------------------------------------------------------------
+async def _bounded(awaitable: Any) -> Any:
+    try:
+        return await asyncio.wait_for(awaitable, TIMEOUT)
+    except TimeoutError:
+        raise ToolInputError(
+            f"reading the notebook took longer than {TIMEOUT:.0f} s; try again, or ask about "
+            "one cell"
+        ) from None
+
+
+def _server() -> tuple[Mapping[str, Any], str]:
+    """The running Jupyter server's settings and root directory."""
+    from jupyter_server.serverapp import ServerApp
+
+    if not ServerApp.initialized():
+        raise ToolInputError("no Jupyter server is running in this process")
+    app = ServerApp.instance()
+    return app.web_app.settings, str(app.root_dir)
+
+
+def _checked(name: str, value: Any, *, allow_int: bool = False) -> Any:
+    if allow_int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        kind = "a cell id or index" if allow_int else "a notebook path relative to the root"
+        raise ToolInputError(f"{name} must be {kind}")
+    if len(value) > MAX_ARG_CHARS or any(ord(c) < 32 for c in value):
+        raise ToolInputError(f"{name} is not a usable {name}: too long or has control characters")
+    return value.strip()
+
+
+async def _context(path: Any, cell: Any) -> tuple[Any, str]:
+    """(VisionContext, "live" | "saved file") for ``path`` focused on ``cell``."""
+    from jupyter_ai_vision.server import notebooks
+
+    path = _checked("path", path)
+    if cell is not None and cell != "":
+        cell = _checked("cell", cell, allow_int=True)
+    else:
+        cell = None
+    settings, root_dir = _server()
+    safe = notebooks.safe_path(path, root_dir)
+    target = await notebooks.read_target(
+        settings, safe, how="explicit", username="", root_dir=root_dir
+    )
+    ctx = await asyncio.get_running_loop().run_in_executor(
+        None, _build, target, cell, root_dir
+    )
+    return ctx, "live" if target.source == "live" else "saved file"
+
+
+def _build(target: Any, cell: str | int | None, root_dir: str) -> Any:
+    """The shared context builder on a private copy of the notebook (worker thread)."""
+    from jupyter_ai_vision.context.builder import build_from_snapshot
+    from jupyter_ai_vision.context.snapshot import load_notebook
+    from jupyter_ai_vision.server.notebooks import pick_focus
+
+    snapshot = load_notebook(target.load(), path=target.path, root_dir=root_dir)
+    focus = cell
+    if focus is None:
+        focus, _how = pick_focus(snapshot.cells, active=None, selection=None)
+    return build_from_snapshot(snapshot, focus=focus)
+
+
+# ----- MCP content ------------------------------------------------------------------------
+def _to_mcp_content(ctx: Any, source: str) -> list[TextContent | ImageContent]:
+    """The context's parts as MCP content: text, and each image as ImageContent (PNG/JPEG)."""
+    from jupyter_ai_vision.context.parts import ImagePart
+
+    read = (
+        f"Read from the live notebook {ctx.notebook} (includes unsaved changes)."
+        if source == "live"
+        else f"Read from the saved file {ctx.notebook} (it is not open in JupyterLab)."
+    )
+    content: list[TextContent | ImageContent] = [TextContent(type="text", text=read)]
+    for part in ctx.parts:
+        if isinstance(part, ImagePart):
+            data, mime = _mcp_image(part.data, part.mime)
+            content.append(
+                ImageContent(type="image", data=base64.b64encode(data).decode(), mimeType=mime)
+            )
+        elif content and isinstance(content[-1], TextContent):
+            content[-1].text += "\n" + part.text
+        else:
+            content.append(TextContent(type="text", text=part.text))
+    content.append(TextContent(type="text", text=ctx.summary()))
+    return content
+
+
+def _mcp_image(data: bytes, mime: str) -> tuple[bytes, str]:
+    """PNG/JPEG as they are; GIF/WebP (already within budget) re-encoded as PNG."""
+    if mime in MCP_IMAGE_MIMES:
+        return data, mime
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        im.seek(0)
+        frame = im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB")
+    out = io.BytesIO()
+    frame.save(out, format="PNG", compress_level=3)
+    return out.getvalue(), "image/png"
+
+
+def _fail(tool: str, exc: Exception) -> NoReturn:
+    """Raise the MCP tool error the calling model reads: one line, no traceback.
+
+    A :class:`VisionError` says what is wrong with the input; anything else is our bug: it is
+    logged with its traceback and the model only learns that the tool failed.
+    """
+    from fastmcp.exceptions import ToolError
+
+    if isinstance(exc, VisionError):
+        line = " ".join(str(exc).split()) or type(exc).__name__
+        log.info("%s: %s", tool, line)
+    else:
+        log.exception("%s failed", tool, exc_info=exc)
+        line = f"{tool} failed unexpectedly ({type(exc).__name__}); the server log has details"
+    raise ToolError(line) from None

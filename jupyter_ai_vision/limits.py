@@ -1,0 +1,57 @@
+"""Every limit in one place: the image policy (what is sent, what is looked at, what the
+renderers may use) and the limits on notebooks themselves.
+
+A leaf module: stdlib only, importable from anywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+#: largest notebook file read from disk (bytes); bigger files are refused before reading
+MAX_NOTEBOOK_BYTES = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ImagePolicy:
+    """Every limit applied to images. Frozen and hashable: it is part of the cache key."""
+
+    max_edge: int = 1024  # longest side of a sent image, px
+    max_pixels: int = 1_150_000  # pixels of a sent image
+    max_images: int = 10  # images per request
+    max_image_tokens: int = 10_000  # estimated image tokens per request
+    window_fraction: float = 0.15  # ... and at most this share of the model's input window
+    max_image_bytes: int = 3_750_000  # encoded bytes per sent image (Anthropic: 5 MB base64)
+    max_input_bytes: int = 20_000_000  # raw bytes of an image we look at (OpenAI: 20 MB)
+    max_decode_pixels: int = 64_000_000  # decompression-bomb cap, checked from the header
+    max_base64_chars: int = 27_000_000  # base64 text accepted (~20 MB), checked before decoding
+    max_svg_chars: int = 10_000_000  # SVG source accepted
+    max_svg_pixels: int = 4_000_000  # hard cap on an SVG's rendered canvas
+    svg_timeout: float = 10.0  # seconds one SVG may take to render (the worker is killed)
+    svg_memory_bytes: int = 1_000_000_000  # address-space limit of the SVG render worker
+    jpeg_quality: int = 85  # JPEG fallback quality (used only to meet max_image_bytes)
+    png_compress_level: int = 3  # zlib level of our PNGs: ~2x faster than 6, ~8% larger
+
+    def fit(self, width: int, height: int) -> tuple[int, int]:
+        """The size an image of ``width``×``height`` is sent at: never upscaled."""
+        return fit_within(width, height, self.max_edge, self.max_pixels)
+
+
+def fit_within(width: int, height: int, max_edge: int, max_pixels: int) -> tuple[int, int]:
+    """Largest size with the same aspect ratio within ``max_edge`` and ``max_pixels``,
+    never larger than the input."""
+    if width <= 0 or height <= 0:
+        return width, height
+    scale = min(1.0, max_edge / max(width, height), math.sqrt(max_pixels / (width * height)))
+    if scale >= 1.0:
+        return width, height
+    w = max(1, int(width * scale))
+    h = max(1, int(height * scale))
+    # Rounding can overshoot the pixel cap by a row: shave it off.
+    while w * h > max_pixels and (w > 1 or h > 1):
+        if w >= h:
+            w -= 1
+        else:
+            h -= 1
+    return w, h

@@ -1,0 +1,259 @@
+"""Images in markdown cells: find references, load attachments, resolve local links safely.
+
+Local links are resolved relative to the notebook's directory and must stay inside the
+server's root: no ``..`` escapes (also percent-encoded), absolute paths, ``file:`` URLs, ``~``,
+UNC / drive paths, symlinks leaving the root, hidden files or directories, or non-image
+files. Remote ``http(s)`` links are reported and never fetched.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote
+
+from jupyter_ai_vision.errors import MissingAttachment, UnsafeLink
+
+RefKind = Literal["attachment", "local", "remote", "data"]
+
+#: Image file types a local link may point to.
+IMAGE_SUFFIXES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".svg": "image/svg+xml",
+}
+#: Largest local image file that is read.
+MAX_FILE_BYTES = 20_000_000
+#: Largest base64 attachment that is decoded.
+MAX_BASE64_CHARS = 30_000_000
+_ALLOWED = "allowed: image files (png, jpeg, gif, webp, svg) inside the notebook server's root"
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One image referenced by a markdown source."""
+
+    target: str  # as written (for attachments: the name after ``attachment:``)
+    alt: str = ""
+    title: str = ""
+    kind: RefKind = "local"
+
+
+# Quantifiers are bounded and alt text excludes "[" so that no input makes matching
+# quadratic (e.g. 50,000 "![" in a row).
+_INLINE = re.compile(
+    r"!\[(?P<alt>(?:\\.|[^\[\]\\]){0,500})\]\(\s*"
+    r"(?:<(?P<angle>[^>\n]{0,2000})>|(?P<bare>(?:\\.|[^\s()\\]|\((?:\\.|[^\s()\\]){0,200}\)){0,2000}))"
+    r"(?:\s+(?P<title>\"[^\"]{0,500}\"|'[^']{0,500}'|\([^)]{0,500}\)))?\s*\)"
+)
+_REF_USE = re.compile(
+    r"!\[(?P<alt>[^\[\]]{0,500})\]\[(?P<label>[^\[\]]{0,500})\]"
+    r"|!\[(?P<short>[^\[\]]{1,500})\](?![\[(])"
+)
+_REF_DEF = re.compile(
+    r"^ {0,3}\[(?P<label>[^\[\]]{1,500})\]:[ \t]*(?:<(?P<angle>[^>\n]{0,2000})>|(?P<bare>\S{1,2000}))"
+    r"(?:[ \t]+(?P<title>\"[^\"]{0,500}\"|'[^']{0,500}'|\([^)]{0,500}\)))?[ \t]*$",
+    re.MULTILINE,
+)
+_IMG_START = re.compile(r"<img\b", re.IGNORECASE)
+_ATTR = re.compile(r"""([a-zA-Z_:][-\w:.]*)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))""")
+_FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,}).*?^\1\2[`~]*[ \t]*$", re.MULTILINE | re.DOTALL)
+
+
+def find_image_refs(source: str) -> list[ImageRef]:
+    """Images in a markdown source, in order: ``![alt](target "title")``, reference-style
+    ``![alt][label]`` and HTML ``<img src=...>``. Fenced code blocks are ignored."""
+    if isinstance(source, list):  # nbformat may store sources as a list of lines
+        source = "".join(source)
+    text = _FENCE.sub(lambda m: " " * len(m.group(0)), source)
+    found: list[tuple[int, ImageRef]] = []
+    for m in _INLINE.finditer(text):
+        target = m.group("angle") if m.group("angle") is not None else m.group("bare")
+        found.append((m.start(), _ref(target, _unescape(m.group("alt")), m.group("title"))))
+    defs = {
+        _label(m.group("label")): (m.group("angle") or m.group("bare"), m.group("title"))
+        for m in _REF_DEF.finditer(text)
+    }
+    for m in _REF_USE.finditer(text):
+        label = m.group("label") or m.group("alt") or m.group("short") or ""
+        if _label(label) in defs:
+            target, title = defs[_label(label)]
+            alt = m.group("alt") if m.group("alt") is not None else m.group("short")
+            found.append((m.start(), _ref(target, alt or "", title)))
+    for start, tag in _img_tags(text):
+        attrs = {a.lower(): (v1 or v2 or v3 or "") for a, v1, v2, v3 in _ATTR.findall(tag)}
+        if attrs.get("src"):
+            found.append((start, _ref(attrs["src"], attrs.get("alt", ""), attrs.get("title"))))
+    return [ref for _, ref in sorted(found, key=lambda item: item[0])]
+
+
+def load_attachment(
+    cell: dict, name: str, *, max_base64_chars: int = MAX_BASE64_CHARS
+) -> tuple[str, bytes]:
+    """``(mime, raw bytes)`` of the cell attachment ``name`` (image mimes preferred).
+
+    Raises :class:`MissingAttachment` (one line) when it is absent, empty or undecodable.
+    """
+    attachments = cell.get("attachments") or {}
+    bundle = attachments.get(name) if isinstance(attachments, dict) else None
+    if not isinstance(bundle, dict) or not bundle:
+        have = ", ".join(sorted(attachments)) if isinstance(attachments, dict) else ""
+        raise MissingAttachment(
+            f"attachment {name!r} not found in the cell"
+            + (f" (it has: {have[:200]})" if have else " (it has no attachments)")
+            + "; paste or drag the image into the markdown cell again"
+        )
+    mime = next((m for m in bundle if m.startswith("image/")), None) or next(iter(bundle))
+    payload = bundle[mime]
+    if mime == "image/svg+xml":
+        text = "".join(payload) if isinstance(payload, list) else str(payload)
+        if not text.lstrip().startswith("<"):  # stored base64 by some front-ends
+            return mime, _b64(text, name, max_base64_chars)
+        return mime, text.encode("utf-8")
+    if not mime.startswith("image/"):
+        raise MissingAttachment(
+            f"attachment {name!r} is {mime}, not an image; supported: png, jpeg, gif, webp, svg"
+        )
+    return mime, _b64(payload, name, max_base64_chars)
+
+
+def resolve_local_image(target: str, *, notebook_dir: Path, root_dir: Path) -> Path:
+    """The real path of a local image link, confined to ``root_dir``.
+
+    ``target`` is resolved relative to ``notebook_dir`` after percent-decoding. Raises
+    :class:`UnsafeLink` with a one-line reason for anything else (see module docstring).
+    """
+    raw = target.strip()
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", raw) and not re.match(r"^[a-zA-Z]:[\\/]", raw):
+        scheme = raw.split(":", 1)[0].lower()
+        if scheme in ("http", "https"):
+            raise UnsafeLink(
+                f"remote image {_short(raw)} not fetched (remote links are never loaded); "
+                "save the image next to the notebook and link it relatively"
+            )
+        raise UnsafeLink(f"image link {_short(raw)} uses the {scheme}: scheme; " + _ALLOWED)
+    path_text = unquote(raw.split("#", 1)[0].split("?", 1)[0])
+    problem = _path_problem(path_text)
+    if problem:
+        raise UnsafeLink(f"image link {_short(raw)} {problem}; {_ALLOWED}")
+    root = root_dir.resolve()
+    joined = notebook_dir / path_text
+    if not _inside(joined.resolve(strict=False), root) or not _inside(
+        Path(_normpath(joined)), root
+    ):
+        raise UnsafeLink(f"image link {_short(raw)} points outside the server root; {_ALLOWED}")
+    real = joined.resolve(strict=False)
+    rel = real.relative_to(root)
+    if any(part.startswith(".") for part in rel.parts):
+        raise UnsafeLink(f"image link {_short(raw)} names a hidden file or directory; {_ALLOWED}")
+    suffix = real.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise UnsafeLink(
+            f"image link {_short(raw)} is not an image file ({suffix or 'no suffix'}); {_ALLOWED}"
+        )
+    if not real.is_file():
+        raise UnsafeLink(
+            f"image link {_short(raw)}: file not found next to the notebook; {_ALLOWED}"
+        )
+    if real.stat().st_size > MAX_FILE_BYTES:
+        raise UnsafeLink(
+            f"image link {_short(raw)} is larger than {MAX_FILE_BYTES // 1_000_000} MB; "
+            "link a smaller image"
+        )
+    return real
+
+
+def mime_for_path(path: Path) -> str:
+    """The image mime for a resolved local image path (from its suffix)."""
+    return IMAGE_SUFFIXES.get(path.suffix.lower(), "application/octet-stream")
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _img_tags(text: str) -> list[tuple[int, str]]:
+    """``(offset, tag text)`` of each ``<img ...>`` (linear: str.find, no regex backtracking)."""
+    tags = []
+    pos = 0
+    while match := _IMG_START.search(text, pos):
+        end = text.find(">", match.end())
+        if end == -1:
+            break  # no later tag can close either
+        tags.append((match.start(), text[match.start() : end + 1]))
+        pos = end + 1
+    return tags
+
+
+def _ref(target: str, alt: str, title: str | None) -> ImageRef:
+    target = target.strip()
+    lowered = target.lower()
+    kind: RefKind
+    if lowered.startswith("attachment:"):
+        kind, target = "attachment", unquote(target.split(":", 1)[1])
+    elif lowered.startswith(("http://", "https://", "//")):
+        kind = "remote"
+    elif lowered.startswith("data:"):
+        kind = "data"
+    else:
+        kind = "local"
+    return ImageRef(target=target, alt=alt, title=(title or "")[1:-1] if title else "", kind=kind)
+
+
+def _path_problem(path: str) -> str | None:
+    if not path:
+        return "is empty"
+    if "\x00" in path:
+        return "contains a NUL byte"
+    if path.startswith(("\\\\", "//")):
+        return "is a UNC/network path"
+    if path.startswith("~"):
+        return "starts with ~ (home directory)"
+    if path.startswith(("/", "\\")) or re.match(r"^[a-zA-Z]:", path):
+        return "is an absolute path"
+    return None
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _normpath(path: Path) -> str:
+    import os.path
+
+    return os.path.normpath(os.path.abspath(path))
+
+
+def _b64(payload: object, name: str, limit: int) -> bytes:
+    text = "".join(payload) if isinstance(payload, list) else payload
+    if not isinstance(text, str):
+        raise MissingAttachment(f"attachment {name!r} is not base64 text; re-attach the image")
+    if len(text) > limit:
+        raise MissingAttachment(
+            f"attachment {name!r} is too large ({len(text) // 1_000_000} MB of base64, "
+            f"limit {limit // 1_000_000} MB); attach a smaller image"
+        )
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise MissingAttachment(
+            f"attachment {name!r} is not valid base64; re-attach the image"
+        ) from None
+
+
+def _label(label: str) -> str:
+    return " ".join(label.lower().split())
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def _short(text: str) -> str:
+    return repr(text if len(text) <= 80 else text[:77] + "...")

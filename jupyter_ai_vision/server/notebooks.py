@@ -1,0 +1,375 @@
+"""Which notebook and cell a chat user is looking at, and reading it (live or from disk).
+
+The chat message carries no notebook path, so we ask the collaboration layer
+(jupyter-server-ydoc): the global awareness room ``JupyterLab:globalAwareness`` holds, per
+browser client, ``user.username`` and ``current = "notebook:<path>"``; each open notebook has
+a room ``json:notebook:<file_id>`` whose live ``YNotebook`` holds unsaved edits and outputs.
+When the notebook is not open collaboratively we read the file through the contents manager.
+
+Everything here is read-only: the live document is read through a forked copy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any, Literal
+
+from jupyter_ai_vision.errors import (
+    AmbiguousNotebook,
+    NoNotebookOpen,
+    NotebookNotFound,
+    NotebookUnreadable,
+)
+
+GLOBAL_AWARENESS = "JupyterLab:globalAwareness"
+_NOTEBOOK_ROOM = "json:notebook:"
+# Fields that awareness extensions (e.g. jupyterlab-notebook-awareness) use for the active cell.
+_ACTIVE_CELL_KEYS = ("activeCellId", "active_cell_id", "activeCell", "cellId", "cell_id")
+
+
+@dataclass
+class Target:
+    """The notebook a /see question is about, read once."""
+
+    path: str  # server-relative, POSIX
+    #: live: the shared document's state as a Yjs update (bytes, rebuilt off the event loop
+    #: with :func:`notebook_from_update`); disk: the nbformat dict read from the file.
+    notebook: Any
+    source: Literal["live", "disk"]
+    how: str  # "explicit" | "awareness" | "only open" | "selection"
+    active_cell: str | int | None = None  # from awareness, when an extension publishes it
+    selection: str | None = None
+    focus: str | int | None = None  # cell id (preferred) or index, see pick_focus()
+    focus_how: str = "none"  # "awareness" | "selection" | "last executed" | "none"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.path).name
+
+    def load(self) -> Any:
+        """The notebook as the context builder takes it (call it in a worker thread)."""
+        return notebook_from_update(self.notebook) if self.source == "live" else self.notebook
+
+
+# ----- what the collaboration layer knows ---------------------------------------------------
+def _ydoc_ext(settings: Mapping[str, Any] | None) -> Any:
+    return (settings or {}).get("jupyter_server_ydoc")
+
+
+def _rooms(settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    ext = _ydoc_ext(settings)
+    server = getattr(ext, "ywebsocket_server", None)
+    return dict(getattr(server, "rooms", {}) or {})
+
+
+def _relative(path: str, root_dir: str | None) -> str:
+    """Server-relative POSIX path (file-id managers may store absolute paths)."""
+    if root_dir and os.path.isabs(path):
+        path = os.path.relpath(path, root_dir)
+    return path.replace(os.sep, "/").lstrip("/")
+
+
+def open_notebooks(
+    settings: Mapping[str, Any] | None, root_dir: str | None = None
+) -> dict[str, Any]:
+    """Path -> room of every notebook some browser has open right now (rooms with clients)."""
+    fim = (settings or {}).get("file_id_manager")
+    found: dict[str, Any] = {}
+    for room_id, room in _rooms(settings).items():
+        if not room_id.startswith(_NOTEBOOK_ROOM) or not getattr(room, "clients", None):
+            continue
+        path = fim.get_path(room_id[len(_NOTEBOOK_ROOM) :]) if fim is not None else None
+        if path:
+            found[_relative(path, root_dir)] = room
+    return found
+
+
+def _states_by_recency(room: Any) -> list[dict[str, Any]]:
+    awareness = getattr(room, "awareness", None)
+    if awareness is None:
+        return []
+    states = dict(awareness.states)
+    meta = getattr(awareness, "meta", {}) or {}
+    order = sorted(
+        states, key=lambda cid: (meta.get(cid) or {}).get("lastUpdated", 0), reverse=True
+    )
+    return [states[cid] for cid in order if isinstance(states[cid], dict)]
+
+
+def _username(state: Mapping[str, Any]) -> str | None:
+    user = state.get("user")
+    return user.get("username") if isinstance(user, Mapping) else None
+
+
+def viewed_notebook(settings: Mapping[str, Any] | None, username: str) -> str | None:
+    """The notebook ``username`` is looking at (most recently updated browser tab first)."""
+    room = _rooms(settings).get(GLOBAL_AWARENESS)
+    for state in _states_by_recency(room):
+        current = state.get("current")
+        if (
+            _username(state) == username
+            and isinstance(current, str)
+            and current.startswith("notebook:")
+        ):
+            return current[len("notebook:") :]
+    return None
+
+
+def active_cell(room: Any, username: str) -> str | int | None:
+    """The user's active cell in a notebook room, when an awareness extension publishes it."""
+    for state in _states_by_recency(room):
+        if _username(state) != username:
+            continue
+        for key in _ACTIVE_CELL_KEYS:
+            value = state.get(key)
+            if isinstance(value, Mapping):
+                value = value.get("id") or value.get("cellId") or value.get("index")
+            if isinstance(value, (str, int)) and not isinstance(value, bool):
+                return value
+    return None
+
+
+# ----- the user's words ----------------------------------------------------------------------
+_FIRST_PATH = re.compile(
+    r"""^\s*(?:"(?P<dq>[^"]+\.ipynb)"|'(?P<sq>[^']+\.ipynb)'|(?P<bare>\S+\.ipynb))(?:\s+|$)""",
+    re.IGNORECASE,
+)
+
+
+def split_path(question: str) -> tuple[str | None, str]:
+    """``"analysis.ipynb why flat?"`` -> ("analysis.ipynb", "why flat?"); quotes allowed.
+
+    Only a notebook path *first* in the question is taken as the target.
+    """
+    match = _FIRST_PATH.match(question or "")
+    if match is None:
+        return None, (question or "").strip()
+    path = match["dq"] or match["sq"] or match["bare"]
+    return path, question[match.end() :].strip()
+
+
+def safe_path(path: str, root_dir: str) -> str:
+    """Server-relative path inside ``root_dir``, or NotebookNotFound (no escapes, no ~)."""
+    candidate = path.strip().replace("\\", "/")
+    if (
+        not candidate
+        or candidate.startswith(("/", "~"))
+        or re.match(r"^[a-zA-Z]:", candidate)
+        or "\x00" in candidate
+        or any(part == ".." for part in candidate.split("/"))
+    ):
+        raise NotebookNotFound(
+            f"Cannot read {path!r}: give a notebook path relative to the Jupyter root."
+        )
+    root = os.path.realpath(root_dir)
+    full = os.path.realpath(os.path.join(root, candidate))
+    if os.path.commonpath([root, full]) != root:
+        raise NotebookNotFound(f"Cannot read {path!r}: it is outside the Jupyter root.")
+    return PurePosixPath(os.path.relpath(full, root).replace(os.sep, "/")).as_posix()
+
+
+# ----- reading ---------------------------------------------------------------------------
+async def read_live(settings: Mapping[str, Any] | None, path: str) -> bytes | None:
+    """The live notebook's state (a Yjs update), or None when it is not open collaboratively.
+
+    Encoding the state takes a few ms; rebuilding and reading it (tens of ms for a big
+    notebook) happens later in a worker thread, on a private copy, so the server's event loop
+    stays responsive and the shared document is never touched from another thread.
+    """
+    doc = await live_document(settings, path)
+    return None if doc is None else bytes(doc.ydoc.get_update())
+
+
+async def live_document(settings: Mapping[str, Any] | None, path: str) -> Any | None:
+    """The server's shared YNotebook for ``path`` (not a copy: read it without awaiting,
+    never write to it), or None when it is not open collaboratively."""
+    ext = _ydoc_ext(settings)
+    if ext is None or not hasattr(ext, "get_document"):
+        return None
+    fim = (settings or {}).get("file_id_manager")
+    # get_document() indexes unknown paths; only ask for notebooks that have a room.
+    file_id = fim.get_id(path) if fim is not None else None
+    if file_id is None or f"{_NOTEBOOK_ROOM}{file_id}" not in _rooms(settings):
+        return None
+    return await ext.get_document(
+        path=path, content_type="notebook", file_format="json", copy=False
+    )
+
+
+def notebook_from_update(update: bytes) -> Any:
+    """A private YNotebook rebuilt from :func:`read_live`'s update (any thread)."""
+    from jupyter_ydoc import YNotebook
+    from pycrdt import Doc
+
+    doc: Any = Doc()
+    doc.apply_update(update)
+    return YNotebook(doc)
+
+
+async def read_disk(settings: Mapping[str, Any] | None, path: str, root_dir: str) -> dict:
+    """The notebook file through the contents manager (confined to the server root)."""
+    from jupyter_core.utils import ensure_async
+
+    cm = (settings or {}).get("contents_manager")
+    if cm is None:  # outside a server (CLI, tests): read the file directly
+        import nbformat
+
+        full = os.path.join(root_dir, path)
+        if not os.path.isfile(full):
+            raise NotebookNotFound(f"Notebook not found: {path}.")
+        try:
+            return dict(nbformat.read(full, as_version=4))
+        except Exception as e:
+            raise NotebookUnreadable(_unreadable(path, e)) from e
+    try:
+        exists = await ensure_async(cm.file_exists(path))
+    except Exception:
+        exists = False
+    if not exists:
+        raise NotebookNotFound(f"Notebook not found: {path}.")
+    try:
+        model = await ensure_async(cm.get(path, content=True, type="notebook"))
+    except Exception as e:  # unreadable / not JSON / not a notebook
+        raise NotebookUnreadable(_unreadable(path, e)) from e
+    return dict(model["content"])
+
+
+def _unreadable(path: str, exc: BaseException) -> str:
+    reason = "it is not JSON" if "JSON" in str(exc) else "it cannot be read as a notebook"
+    return (
+        f"{path} is not a valid notebook ({reason}): fix or re-save it in JupyterLab, "
+        "or ask about another notebook."
+    )
+
+
+def _cells(notebook: Any) -> list[dict[str, Any]]:
+    if isinstance(notebook, bytes):
+        notebook = notebook_from_update(notebook)
+    if isinstance(notebook, Mapping):
+        return list(notebook.get("cells", []))
+    return list(notebook.get().get("cells", []))
+
+
+def _source(cell: Mapping[str, Any]) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else str(src)
+
+
+def cell_matching(cells: list[dict[str, Any]], selection: str) -> str | int | None:
+    """The cell whose source matches the chat selection (exact, then containment)."""
+    wanted = selection.strip()
+    if not wanted:
+        return None
+    for exact in (True, False):
+        for i, cell in enumerate(cells):
+            src = _source(cell).strip()
+            if (src == wanted) if exact else (wanted in src and len(wanted) >= 8):
+                return cell.get("id") or i
+    return None
+
+
+def last_executed(cells: list[dict[str, Any]]) -> str | int | None:
+    """The cell with the highest execution count (what the user most likely just ran)."""
+    best: tuple[int, str | int] | None = None
+    for i, cell in enumerate(cells):
+        count = cell.get("execution_count")
+        if isinstance(count, int) and (best is None or count >= best[0]):
+            best = (count, cell.get("id") or i)
+    return best[1] if best else None
+
+
+async def resolve(
+    settings: Mapping[str, Any] | None,
+    *,
+    username: str,
+    root_dir: str,
+    explicit_path: str | None = None,
+    selection: str | None = None,
+) -> Target:
+    """Find and read the notebook (and focus cell) a /see question is about.
+
+    Order: a path named in the command; the notebook the user is viewing (awareness); the
+    only open notebook; the open notebook whose cell matches the selection. Raises a
+    :class:`LiveError` subclass with a one-line message otherwise.
+    """
+    opened = open_notebooks(settings, root_dir)
+    path: str | None = None
+    how = ""
+    if explicit_path:
+        path, how = safe_path(explicit_path, root_dir), "explicit"
+    elif (viewed := viewed_notebook(settings, username)) is not None:
+        path, how = _relative(viewed, root_dir), "awareness"
+    elif len(opened) == 1:
+        path, how = next(iter(opened)), "only open"
+    elif selection and opened:
+        path = await _match_selection(settings, opened, selection)
+        how = "selection"
+    if path is None:
+        if not opened:
+            raise NoNotebookOpen(
+                "No notebook is open: open one in JupyterLab, or name it: "
+                "`/see analysis.ipynb your question`."
+            )
+        names = ", ".join(sorted(opened))
+        raise AmbiguousNotebook(
+            f"Several notebooks are open ({names}): name one, e.g. "
+            f"`/see {sorted(opened)[0]} your question`."
+        )
+    return await read_target(
+        settings, path, how=how, username=username, root_dir=root_dir, selection=selection
+    )
+
+
+async def _match_selection(
+    settings: Mapping[str, Any] | None, opened: dict[str, Any], selection: str
+) -> str | None:
+    import asyncio
+
+    for path in sorted(opened):
+        update = await read_live(settings, path)
+        if update is not None:
+            cells = await asyncio.to_thread(_cells, update)
+            if cell_matching(cells, selection) is not None:
+                return path
+    return None
+
+
+def pick_focus(
+    cells: list[dict[str, Any]], *, active: str | int | None, selection: str | None
+) -> tuple[str | int | None, str]:
+    """The focus cell: the active cell (awareness), else the selection's cell, else the last
+    executed one."""
+    if active is not None:
+        return active, "awareness"
+    if selection and (match := cell_matching(cells, selection)) is not None:
+        return match, "selection"
+    if (last := last_executed(cells)) is not None:
+        return last, "last executed"
+    return None, "none"
+
+
+async def read_target(
+    settings: Mapping[str, Any] | None,
+    path: str,
+    *,
+    how: str,
+    username: str,
+    root_dir: str,
+    selection: str | None = None,
+) -> Target:
+    """Read ``path`` (live state, else the file on disk); the focus is picked later."""
+    live = await read_live(settings, path)
+    if live is not None:
+        target = Target(path, live, "live", how)
+    else:
+        target = Target(path, await read_disk(settings, path, root_dir), "disk", how)
+        target.notes.append(f"{path} is not open in JupyterLab: read the saved file.")
+    room = open_notebooks(settings, root_dir).get(path)
+    target.active_cell = active_cell(room, username) if room is not None else None
+    target.selection = selection
+    return target
