@@ -4,16 +4,20 @@ from jupyter_ai_vision.testing.model_server import (
     FAIL_MODES,
     ModelServer,
     RecordedRequest,
+    ToolCall,
     image_urls_in,
     images_in,
     text_in,
+    tool_results_in,
 )
 
 __all__ = [
     "FAIL_MODES",
     "ModelServer",
     "RecordedRequest",
+    "ToolCall",
     "image_urls_in",
     "images_in",
     "text_in",
+    "tool_results_in",
 ]

@@ -6,6 +6,11 @@ JSON body) and can be told to fail: ``401``, ``429``, ``503``, ``timeout``, ``no
 (400 "does not support images"), ``midstream`` (an error event after a few chunks),
 ``malformed`` (invalid SSE) and ``disconnect`` (connection dropped mid-stream).
 
+The reply can also be a tool call (:class:`ToolCall`, or a list of them), streamed as OpenAI's
+``tool_calls`` deltas, so an agent's tool loop can be driven: a reply function sees the whole
+request, e.g. it calls a tool first and answers once the request carries the tool's result
+(:func:`tool_results_in`).
+
 Run it::
 
     python -m jupyter_ai_vision.testing.model_server --port 8765 --reply "Hello"
@@ -63,6 +68,26 @@ _ERRORS: dict[str, tuple[int, str, str]] = {
 }
 
 
+@dataclass(frozen=True)
+class ToolCall:
+    """A scripted assistant tool call (``arguments`` is sent as its JSON text)."""
+
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    id: str = "call_test_1"
+
+    def to_openai(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": json.dumps(self.arguments)},
+        }
+
+
+#: What a reply may be: text, one tool call or several (parallel tool calls).
+Reply = str | ToolCall | list[ToolCall]
+
+
 @dataclass
 class RecordedRequest:
     """One request as the server received it."""
@@ -77,7 +102,7 @@ class RecordedRequest:
 
 @dataclass
 class _State:
-    reply: str | Callable[[dict[str, Any]], str] = "Hello from the recording model server."
+    reply: Reply | Callable[[dict[str, Any]], Reply] = "Hello from the recording model server."
     chunk_delay: float = 0.0
     fail_mode: str | None = None
     fail_times: int | None = None  # None: every request fails
@@ -127,8 +152,9 @@ class ModelServer:
         self.stop()
 
     # ----- configuration ---------------------------------------------------------------
-    def set_reply(self, text: str | Callable[[dict[str, Any]], str]) -> None:
-        """The assistant's reply: a string, or a function of the request body."""
+    def set_reply(self, text: Reply | Callable[[dict[str, Any]], Reply]) -> None:
+        """The assistant's reply: a string or :class:`ToolCall` (list), or a function of the
+        request body returning one."""
         with self._lock:
             self._state.reply = text
 
@@ -260,6 +286,11 @@ def text_in(request: dict[str, Any]) -> str:
     return "\n".join(texts)
 
 
+def tool_results_in(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``role: tool`` messages of a chat request (results of earlier tool calls)."""
+    return [m for m in request.get("messages", []) if m.get("role") == "tool"]
+
+
 def fake_embedding(text: str, dim: int) -> list[float]:
     """A deterministic unit-free vector for ``text`` (same text, same vector)."""
     digest = hashlib.sha256(text.encode("utf-8")).digest()
@@ -354,10 +385,11 @@ def _make_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
             reply = state.reply(body) if callable(state.reply) else state.reply
             model = body.get("model", "test-model")
             prompt_tokens = max(1, len(text_in(body)) // 4) + 85 * len(image_urls_in(body))
+            completion_tokens = len(reply.split()) if isinstance(reply, str) else 10
             usage = {
                 "prompt_tokens": prompt_tokens,
-                "completion_tokens": len(reply.split()),
-                "total_tokens": prompt_tokens + len(reply.split()),
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
             }
             if not body.get("stream"):
                 try:
@@ -375,7 +407,7 @@ def _make_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
             body: dict[str, Any],
             state: _State,
             mode: str | None,
-            reply: str,
+            reply: Reply,
             usage: dict[str, int],
         ) -> None:
             self.send_response(200)
@@ -385,7 +417,6 @@ def _make_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.close_connection = True
             model = body.get("model", "test-model")
-            pieces = re.findall(r"\S+\s*|\s+", reply) or [""]
 
             def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
                 return {
@@ -397,8 +428,13 @@ def _make_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
                 }
 
             events: list[bytes] = [_sse(chunk({"role": "assistant", "content": ""}))]
-            events += [_sse(chunk({"content": p})) for p in pieces]
-            events.append(_sse(chunk({}, "stop")))
+            if isinstance(reply, str):
+                pieces = re.findall(r"\S+\s*|\s+", reply) or [""]
+                events += [_sse(chunk({"content": p})) for p in pieces]
+                events.append(_sse(chunk({}, "stop")))
+            else:
+                events += [_sse(chunk({"tool_calls": [d]})) for d in _tool_call_deltas(reply)]
+                events.append(_sse(chunk({}, "tool_calls")))
             if (body.get("stream_options") or {}).get("include_usage"):
                 events.append(_sse({**chunk({}), "choices": [], "usage": usage}))
             events.append(b"data: [DONE]\n\n")
@@ -441,20 +477,47 @@ def _sse(payload: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(payload).encode() + b"\n\n"
 
 
-def _completion(model: str, reply: str, usage: dict[str, int]) -> dict[str, Any]:
+def _tool_calls(reply: ToolCall | list[ToolCall]) -> list[ToolCall]:
+    return [reply] if isinstance(reply, ToolCall) else list(reply)
+
+
+def _tool_call_deltas(reply: ToolCall | list[ToolCall]) -> list[dict[str, Any]]:
+    """Streamed tool calls as OpenAI sends them: id and name first, then the arguments text
+    in two pieces (clients must join them)."""
+    deltas: list[dict[str, Any]] = []
+    for index, call in enumerate(_tool_calls(reply)):
+        arguments = json.dumps(call.arguments)
+        half = len(arguments) // 2
+        deltas.append(
+            {
+                "index": index,
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": ""},
+            }
+        )
+        for piece in (arguments[:half], arguments[half:]):
+            deltas.append({"index": index, "function": {"arguments": piece}})
+    return deltas
+
+
+def _completion(model: str, reply: Reply, usage: dict[str, int]) -> dict[str, Any]:
     """A non-streaming chat completion body."""
+    if not isinstance(reply, str):
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [call.to_openai() for call in _tool_calls(reply)],
+        }
+        finish = "tool_calls"
+    else:
+        message, finish = {"role": "assistant", "content": reply}, "stop"
     return {
         "id": "chatcmpl-test",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": reply},
-                "finish_reason": "stop",
-            }
-        ],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
         "usage": usage,
     }
 

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from importlib import resources
 from typing import Any, ClassVar
 
@@ -21,9 +21,15 @@ from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.prompts import PromptTemplate
 
-from jupyter_ai_vision.errors import ModelParameterError
+from jupyter_ai_vision.errors import ModelParameterError as ModelParameterError  # re-export
 from jupyter_ai_vision.llm import error_messages
+
+# Vision capability and parameter checks are shared by both hosts; imported by name (tests
+# patch check_vision on this module, embeddings imports check_parameters from here).
+from jupyter_ai_vision.llm.capabilities import VISION_CACHE as _VISION_CACHE
+from jupyter_ai_vision.llm.capabilities import check_vision, is_ollama, table_hint
 from jupyter_ai_vision.llm.chat_model import LiteLLMChatModel, import_litellm
+from jupyter_ai_vision.llm.params import check_parameters
 
 MODELS_FILE = "vision_models.json"
 #: Providers whose vision models are listed (all LiteLLM names are accepted anyway).
@@ -91,127 +97,6 @@ def _help(models: list[str]) -> str:
         + (listed or "(snapshot not available)")
         + "."
     )
-
-
-# ----- vision capability ------------------------------------------------------------------
-_VISION_CACHE: dict[tuple[str, str | None], bool | None] = {}
-
-
-def _is_ollama(model: str) -> bool:
-    return model.split("/", 1)[0] in ("ollama", "ollama_chat")
-
-
-def check_vision(model: str, api_base: str | None = None) -> bool | None:
-    """True, False (a model LiteLLM maps without vision) or None (unknown: images are sent).
-
-    LiteLLM says False for every model it does not know, so False is only trusted for
-    names in its model map; otherwise the built-in table decides (``ollama/llava`` takes
-    images). Imports litellm and, for ``ollama/*``, LiteLLM asks the Ollama server: never
-    call this on the event loop (see :meth:`VisionProvider.asupports_images`).
-    """
-    key = (model, api_base)
-    if key in _VISION_CACHE:
-        return _VISION_CACHE[key]
-    litellm = import_litellm()
-    result: bool | None = None
-    try:
-        if litellm.supports_vision(model=model):
-            result = True
-        elif not _is_ollama(model):
-            bare = model.split("/", 1)[1] if "/" in model else model
-            if model in litellm.model_cost or bare in litellm.model_cost:
-                result = False
-    except Exception:
-        result = None
-    if result is None:
-        result = _hint(model)
-    _VISION_CACHE[key] = result
-    return result
-
-
-def _hint(model: str) -> bool | None:
-    """The built-in table's guess (no litellm): used until LiteLLM has been asked."""
-    try:
-        from jupyter_ai_vision.context.budget import model_profile
-
-        return model_profile(model).supports_images
-    except Exception:
-        return None
-
-
-# ----- model parameters -------------------------------------------------------------------
-_BOOL_STRINGS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
-
-
-def _coerce_bool(key: str, value: Any) -> bool | None:
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        if not value.strip():
-            return None
-        if value.strip().lower() in _BOOL_STRINGS:
-            return _BOOL_STRINGS[value.strip().lower()]
-    raise ModelParameterError(f"{key} must be true or false, not {value!r}")
-
-
-def _number(key: str, value: Any, *, integer: bool = False, minimum: float = 0) -> Any:
-    if isinstance(value, str) and value.strip():
-        with contextlib.suppress(ValueError):
-            value = float(value) if not integer else int(value)
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if integer:
-        ok = ok and float(value).is_integer()
-    if not ok or value < minimum:
-        kind = "a whole number" if integer else "a number"
-        raise ModelParameterError(f"{key} must be {kind} >= {minimum:g}, not {value!r}")
-    return int(value) if integer else float(value)
-
-
-def _text(key: str, value: Any) -> str | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if not isinstance(value, str):
-        raise ModelParameterError(f"{key} must be a string, not {value!r}")
-    return value.strip()
-
-
-#: Known parameters and their checks. A JSON value of the wrong type gives one line.
-_CHECKS: dict[str, Any] = {
-    "api_base": _text,
-    "api_key": _text,
-    "supports_vision": _coerce_bool,
-    "expand_references": _coerce_bool,
-    "timeout": lambda k, v: _number(k, v, minimum=0.001),
-    "max_retries": lambda k, v: _number(k, v, integer=True),
-    "temperature": lambda k, v: _number(k, v),
-    "max_tokens": lambda k, v: _number(k, v, integer=True, minimum=1),
-    # inline completion settings (read by jupyter_ai_vision.hosts.jupyter_ai_2.completion, never sent to the API)
-    "completion_images": _coerce_bool,
-    "completion_context_cells": lambda k, v: _number(k, v, integer=True),
-    "completion_max_images": lambda k, v: _number(k, v, integer=True),
-    "completion_image_tokens": lambda k, v: _number(k, v, integer=True),
-}
-
-
-def check_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate and coerce known parameters (settings fields arrive as strings or None)."""
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        check = _CHECKS.get(key)
-        if check is None:
-            out[key] = value
-            continue
-        if value is None or (isinstance(value, str) and not value.strip()):
-            continue  # an empty settings field means "not set"
-        out[key] = check(key, value)
-    if "api_base" in out and not str(out["api_base"]).startswith(("http://", "https://")):
-        raise ModelParameterError(
-            f"api_base must be an http(s) URL such as http://localhost:4000/v1, "
-            f"not {out['api_base']!r}"
-        )
-    if "model_kwargs" in out and not isinstance(out["model_kwargs"], dict):
-        raise ModelParameterError("model_kwargs must be a JSON object")
-    return out
 
 
 # ----- prompt templates -------------------------------------------------------------------
@@ -314,9 +199,9 @@ class VisionProvider(BaseProvider, LiteLLMChatModel):  # type: ignore[misc]
         key = (self.model, self.api_base)
         if key in _VISION_CACHE:
             return _VISION_CACHE[key]
-        if "litellm" in sys.modules and not _is_ollama(self.model):
+        if "litellm" in sys.modules and not is_ollama(self.model):
             return check_vision(self.model, self.api_base)  # a dict lookup once loaded
-        return _hint(self.model)
+        return table_hint(self.model)
 
     def _supports_images_blocking(self) -> bool | None:
         """The full check, for the synchronous paths (they block their caller anyway)."""

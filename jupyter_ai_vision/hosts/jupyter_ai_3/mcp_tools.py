@@ -67,7 +67,9 @@ async def list_notebook_visuals(path: str) -> dict[str, Any]:
     return listing
 
 
-async def see_notebook(path: str, cell: str | int | None = None) -> list[TextContent | ImageContent]:
+async def see_notebook(
+    path: str, cell: str | int | None = None
+) -> list[TextContent | ImageContent]:
     """Look at a Jupyter notebook as the user sees it: cell sources, text outputs and every
     figure (matplotlib, images, SVG, Altair/Vega-Lite, Plotly) as an image.
 
@@ -121,18 +123,13 @@ async def _context(path: Any, cell: Any) -> tuple[Any, str]:
     from jupyter_ai_vision.server import notebooks
 
     path = _checked("path", path)
-    if cell is not None and cell != "":
-        cell = _checked("cell", cell, allow_int=True)
-    else:
-        cell = None
+    cell = None if cell is None or cell == "" else _checked("cell", cell, allow_int=True)
     settings, root_dir = _server()
     safe = notebooks.safe_path(path, root_dir)
     target = await notebooks.read_target(
         settings, safe, how="explicit", username="", root_dir=root_dir
     )
-    ctx = await asyncio.get_running_loop().run_in_executor(
-        None, _build, target, cell, root_dir
-    )
+    ctx = await asyncio.get_running_loop().run_in_executor(None, _build, target, cell, root_dir)
     return ctx, "live" if target.source == "live" else "saved file"
 
 
@@ -146,7 +143,9 @@ def _build(target: Any, cell: str | int | None, root_dir: str) -> Any:
     focus = cell
     if focus is None:
         focus, _how = pick_focus(snapshot.cells, active=None, selection=None)
-    return build_from_snapshot(snapshot, focus=focus)
+    ctx = build_from_snapshot(snapshot, focus=focus)
+    ctx.notebook = target.path  # server-relative: the model never learns the server's paths
+    return ctx
 
 
 # ----- MCP content ------------------------------------------------------------------------
