@@ -23,6 +23,7 @@ Kind = Literal[
     "svg",
     "vega-lite",
     "plotly",
+    "bokeh",
     "html",
     "attachment",  # markdown cell attachment
     "markdown-link",  # markdown image link to a local file
@@ -60,11 +61,20 @@ class Provenance:
 
 @dataclass
 class TextPart:
+    """Text for the model: notebook text (defused by the wire format before it is sent)."""
+
     text: str
     provenance: Provenance = field(default_factory=Provenance)
 
     def to_openai(self) -> dict[str, Any]:
         return {"type": "text", "text": self.text}
+
+
+@dataclass
+class Marker(TextPart):
+    """A line written by the wire format (``context/messages.py``): framing, figure markers,
+    stubs, kernel-variable tags. Its notebook-derived pieces were defused as it was written,
+    so it is sent as it is; every other :class:`TextPart` is defused."""
 
 
 @dataclass
@@ -102,6 +112,15 @@ class SkippedItem:
     reason: str
 
 
+@dataclass(frozen=True)
+class ChartRender:
+    """An interactive chart (Plotly, Bokeh) the server drew, or tried to, for this request."""
+
+    provenance: Provenance
+    seconds: float | None  # time in the browser; None when the picture came from the cache
+    outcome: str  # "rendered" | "cached" | the one-line reason it stayed a text summary
+
+
 Part = TextPart | ImagePart
 
 
@@ -115,6 +134,7 @@ class VisionContext:
     model: str | None = None
     images_supported: bool = True  # False: the model gets text stubs only
     focus_cell_index: int | None = None
+    renders: list[ChartRender] = field(default_factory=list)  # interactive charts drawn
 
     @property
     def images(self) -> list[ImagePart]:
@@ -209,6 +229,15 @@ class VisionContext:
                     "reason": s.reason,
                 }
                 for s in self.skipped
+            ],
+            "renders": [
+                {
+                    "cell_index": r.provenance.cell_index,
+                    "kind": r.provenance.kind,
+                    "outcome": r.outcome,
+                    "ms": None if r.seconds is None else round(r.seconds * 1000, 1),
+                }
+                for r in self.renders
             ],
             "totals": {
                 "images": len(self.images),
