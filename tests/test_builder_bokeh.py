@@ -3,10 +3,13 @@ and BokehJS's loader/exec bundles (JavaScript only) are not reported as lost con
 
 from __future__ import annotations
 
+import pytest
 from fixtures.notebooks import execute
 from nbformat.v4 import new_code_cell, new_notebook
 
 from jupyter_ai_vision import build_context
+
+pytestmark = pytest.mark.kernel
 
 BOKEH_CELL = (
     "from bokeh.plotting import figure, show\n"

@@ -30,6 +30,8 @@ from jupyter_ai_vision.hosts.jupyter_ai_2.completion import (
     window_from_ynotebook,
 )
 
+pytestmark = pytest.mark.jupyter_ai_2
+
 
 def req(prefix: str = "", suffix: str = "", **kw: Any) -> InlineCompletionRequest:
     fields: dict[str, Any] = {

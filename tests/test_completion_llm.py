@@ -22,6 +22,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell
 
 from jupyter_ai_vision.hosts.jupyter_ai_2 import completion
 
+pytestmark = pytest.mark.jupyter_ai_2
+
 
 def make_provider(model_server: Any, model: str = "openai/gpt-4o", **kw: Any) -> Any:
     from jupyter_ai_vision.hosts.jupyter_ai_2.provider import VisionProvider

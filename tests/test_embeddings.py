@@ -13,6 +13,8 @@ from jupyter_ai_vision.hosts.jupyter_ai_2.provider import ModelParameterError
 from jupyter_ai_vision.llm import error_messages as errors
 from jupyter_ai_vision.testing import ModelServer
 
+pytestmark = pytest.mark.jupyter_ai_2
+
 KEY = "sk-embeddings-key-55555"
 
 

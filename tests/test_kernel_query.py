@@ -18,10 +18,10 @@ from PIL import Image
 
 from jupyter_ai_vision.context.parts import ImagePart, TextPart
 from jupyter_ai_vision.kernel.references import find_references
-from jupyter_ai_vision.server.kernels import fetch_from_kernel
 from jupyter_ai_vision.server import kernels as kernel_query
+from jupyter_ai_vision.server.kernels import fetch_from_kernel
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.kernel]
 
 SETUP = r"""
 import asyncio, time

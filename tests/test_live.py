@@ -86,7 +86,6 @@ async def test_disk_read_needs_an_existing_notebook(tmp_path: Path) -> None:
         await live.read_disk(None, "nope.ipynb", str(tmp_path))
 
 
-@pytest.mark.server
 async def test_no_notebook_anywhere_raises_one_line() -> None:
     with pytest.raises(live.NoNotebookOpen) as info:
         await live.resolve({}, username="x", root_dir="/tmp")

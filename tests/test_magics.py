@@ -17,6 +17,8 @@ from jupyter_client.manager import start_new_kernel
 
 from jupyter_ai_vision.testing import images_in, text_in
 
+pytestmark = [pytest.mark.jupyter_ai_2, pytest.mark.kernel]
+
 KEY = "sk-magics-test-key-0123456789"
 
 

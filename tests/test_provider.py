@@ -25,6 +25,8 @@ from jupyter_ai_vision.hosts.jupyter_ai_2.provider import (
 )
 from jupyter_ai_vision.testing import images_in, text_in
 
+pytestmark = pytest.mark.jupyter_ai_2
+
 KEY = "sk-provider-test-key-987654321"
 
 

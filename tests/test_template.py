@@ -25,6 +25,8 @@ from fixtures.jupyter_server import JupyterServer, start_jupyter_server, stop_ju
 
 from jupyter_ai_vision.testing import images_in, text_in
 
+pytestmark = [pytest.mark.jupyter_ai_2, pytest.mark.server]
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10

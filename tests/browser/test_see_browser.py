@@ -16,7 +16,7 @@ from fixtures.browser import CHROMIUM, CHROMIUM_ARGS
 from fixtures.jupyter_server import start_jupyter_server, stop_jupyter_server
 from fixtures.model_server import images_in, text_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.server]
+pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.jupyter_ai_2]
 
 PLOT = (
     "import matplotlib.pyplot as plt\n"
