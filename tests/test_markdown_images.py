@@ -14,8 +14,9 @@ import pytest
 from nbformat.v4 import new_markdown_cell
 from PIL import Image
 
+from jupyter_ai_vision.errors import MarkdownImageError, MissingAttachment, UnsafeLink
 from jupyter_ai_vision.media import markdown as mdi
-from jupyter_ai_vision.media.markdown import ImageRef, UnsafeLink
+from jupyter_ai_vision.media.markdown import ImageRef
 
 
 def png_bytes(color: str = "red") -> bytes:
@@ -98,14 +99,14 @@ def test_missing_attachment_is_a_one_line_error() -> None:
     cell = new_markdown_cell(
         "![](attachment:gone.png)", attachments={"other.png": {"image/png": "AAAA"}}
     )
-    with pytest.raises(mdi.MissingAttachment) as err:
+    with pytest.raises(MissingAttachment) as err:
         mdi.load_attachment(cell, "gone.png")
     msg = str(err.value)
     assert msg == (
         "attachment 'gone.png' not found in the cell (it has: other.png); "
         "paste or drag the image into the markdown cell again"
     )
-    with pytest.raises(mdi.MissingAttachment, match="it has no attachments"):
+    with pytest.raises(MissingAttachment, match="it has no attachments"):
         mdi.load_attachment(new_markdown_cell("x"), "gone.png")
 
 
@@ -119,7 +120,7 @@ def test_missing_attachment_is_a_one_line_error() -> None:
 )
 def test_bad_attachments(bundle: dict, match: str) -> None:
     cell = new_markdown_cell("x", attachments={"x.png": bundle})
-    with pytest.raises(mdi.MarkdownImageError, match=match) as err:
+    with pytest.raises(MarkdownImageError, match=match) as err:
         mdi.load_attachment(cell, "x.png", max_base64_chars=100)
     assert "\n" not in str(err.value)
 

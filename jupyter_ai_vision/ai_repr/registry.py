@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from jupyter_ai_vision._text import one_line
 from jupyter_ai_vision.errors import ReprFailed
 
 ReprFunc = Callable[..., Any]
@@ -228,7 +229,7 @@ def _run_with_timeout(call: Callable[[], Any], timeout: float, what: str, key: A
         raise ReprFailed(f"{what} timed out after {timeout:g} s")
     if "error" in box:
         exc = box["error"]
-        raise ReprFailed(f"{what} raised {type(exc).__name__}: {_one_line(str(exc))}")
+        raise ReprFailed(f"{what} raised {type(exc).__name__}: {one_line(str(exc))}")
     return box.get("value")
 
 
@@ -247,11 +248,6 @@ def _hung_thread(key: Any) -> threading.Thread | None:
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 # ------------------------------------------------------------------------- normalisation
@@ -301,7 +297,7 @@ def normalize_bundle(
                 encoded = json.dumps(item, allow_nan=False)
             except (TypeError, ValueError) as exc:
                 raise ReprFailed(
-                    f"{what} returned a value for {mime} that is not JSON-serialisable: {_one_line(str(exc))}"
+                    f"{what} returned a value for {mime} that is not JSON-serialisable: {one_line(str(exc))}"
                 ) from None
             if len(encoded) > max_chars:
                 notes.append(
