@@ -67,8 +67,16 @@ def __getattr__(name: str) -> Any:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """``%load_ext jupyter_ai_vision``: loads jupyter_ai_magics and starts remembering
-    displayed figures for ``@last_figure`` / ``@figures`` in ``%%ai`` prompts."""
-    from jupyter_ai_vision.kernel.extension import load_ipython_extension as load
+    """``%load_ext jupyter_ai_vision``: ``%%ai`` with ``@name`` references, and remembering
+    displayed figures for ``@last_figure`` / ``@figures``.
 
+    On Jupyter AI 2.x it loads jupyter_ai_magics (``%%ai vision:MODEL``); on 3.x (or without
+    jupyter-ai-magics) it registers our own ``%%ai MODEL`` over LiteLLM.
+    """
+    from jupyter_ai_vision.host import uses_own_ai_magic
+
+    if uses_own_ai_magic():
+        from jupyter_ai_vision.hosts.jupyter_ai_3.magic import load_ipython_extension as load
+    else:
+        from jupyter_ai_vision.kernel.extension import load_ipython_extension as load
     load(ipython)

@@ -39,7 +39,8 @@ LAYERS: dict[str, set[str]] = {
     "hosts.jupyter_ai_2": _ANY_HOST_INDEPENDENT,
     "hosts.jupyter_ai_3": _ANY_HOST_INDEPENDENT,
     "hosts": set(),
-    "root": {"leaf", "context", "kernel"},
+    # %load_ext jupyter_ai_vision picks the host's %%ai (lazily, inside the function)
+    "root": {"leaf", "context", "kernel", "hosts.jupyter_ai_3"},
 }
 
 #: importing the module must not import these

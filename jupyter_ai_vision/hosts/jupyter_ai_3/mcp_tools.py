@@ -42,6 +42,9 @@ TIMEOUT = 60.0
 MAX_ARG_CHARS = 1_000
 #: MIME types MCP clients take as ``ImageContent`` everywhere; others are re-encoded as PNG.
 MCP_IMAGE_MIMES = ("image/png", "image/jpeg")
+#: First line of see_notebook's answer: which state of the notebook the model is looking at.
+READ_LIVE = "Read from the live notebook (includes unsaved changes and fresh outputs)."
+READ_SAVED = "Read from the saved file (the notebook is not open in JupyterLab)."
 
 log = logging.getLogger(__name__)
 
@@ -150,43 +153,40 @@ def _build(target: Any, cell: str | int | None, root_dir: str) -> Any:
 
 # ----- MCP content ------------------------------------------------------------------------
 def _to_mcp_content(ctx: Any, source: str) -> list[TextContent | ImageContent]:
-    """The context's parts as MCP content: text, and each image as ImageContent (PNG/JPEG)."""
-    from jupyter_ai_vision.context.parts import ImagePart
-
-    read = (
-        f"Read from the live notebook {ctx.notebook} (includes unsaved changes)."
-        if source == "live"
-        else f"Read from the saved file {ctx.notebook} (it is not open in JupyterLab)."
-    )
-    content: list[TextContent | ImageContent] = [TextContent(type="text", text=read)]
-    for part in ctx.parts:
-        if isinstance(part, ImagePart):
-            data, mime = _mcp_image(part.data, part.mime)
-            content.append(
-                ImageContent(type="image", data=base64.b64encode(data).decode(), mimeType=mime)
-            )
-        elif content and isinstance(content[-1], TextContent):
-            content[-1].text += "\n" + part.text
+    """The wire format (``VisionContext.to_openai_content``) carried over MCP: each text part
+    as TextContent, each ``image_url`` part as ImageContent (PNG/JPEG)."""
+    content: list[TextContent | ImageContent] = [
+        TextContent(type="text", text=READ_LIVE if source == "live" else READ_SAVED)
+    ]
+    for part in ctx.to_openai_content():
+        if part["type"] == "image_url":
+            # our own data URI: "data:<mime>;base64,<payload>"
+            head, _, payload = part["image_url"]["url"].partition(",")
+            mime = head[len("data:") :].split(";", 1)[0]
+            if mime not in MCP_IMAGE_MIMES:
+                mime, payload = _as_png(payload)
+            content.append(ImageContent(type="image", data=payload, mimeType=mime))
+        elif isinstance(content[-1], TextContent):
+            content[-1].text += "\n" + part["text"]
         else:
-            content.append(TextContent(type="text", text=part.text))
+            content.append(TextContent(type="text", text=part["text"]))
     content.append(TextContent(type="text", text=ctx.summary()))
     return content
 
 
-def _mcp_image(data: bytes, mime: str) -> tuple[bytes, str]:
-    """PNG/JPEG as they are; GIF/WebP (already within budget) re-encoded as PNG."""
-    if mime in MCP_IMAGE_MIMES:
-        return data, mime
+def _as_png(payload: str) -> tuple[str, str]:
+    """A GIF/WebP (already within budget: first frame, right size) as base64 PNG."""
     import io
 
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as im:
+    with Image.open(io.BytesIO(base64.b64decode(payload))) as im:
         im.seek(0)
-        frame = im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB")
+        keep_alpha = "A" in im.getbands() or "transparency" in im.info
+        frame = im.convert("RGBA" if keep_alpha else "RGB")
     out = io.BytesIO()
     frame.save(out, format="PNG", compress_level=3)
-    return out.getvalue(), "image/png"
+    return "image/png", base64.b64encode(out.getvalue()).decode("ascii")
 
 
 def _fail(tool: str, exc: Exception) -> NoReturn:
