@@ -47,6 +47,13 @@ FIGURE_LEGEND = (
     "Each figure is preceded by a [figure N: ...] line naming the cell and output it comes from."
 )
 IMAGE_REMOVED = "[image not sent: the model does not accept images]"
+#: a figure whose cell was edited after it ran (its marker carries this)
+STALE = "stale: the cell was edited after this output was produced"
+#: said once, in the header, when execution counts go down somewhere in the notebook
+OUT_OF_ORDER = (
+    "Note: cells were executed out of order (execution counts decrease going down the "
+    "notebook), so outputs may not follow from the cells above them."
+)
 #: what ``%%ai`` says before the objects a question names with ``@name``
 REFERENCES_HEADER = "# Objects from the user's kernel that the question names with @name."
 
@@ -100,12 +107,20 @@ def _two_words(match: re.Match[str]) -> str:
 # --- the lines this module writes ------------------------------------------------------------
 
 
-def opening(notebook_name: str | None, n_cells: int, focus_index: int | None) -> Marker:
+def opening(
+    notebook_name: str | None,
+    n_cells: int,
+    focus_index: int | None,
+    notes: Sequence[str] = (),
+) -> Marker:
+    """The data sentence, the opening marker and the header line (``notes``: lines written
+    by this module, e.g. :data:`OUT_OF_ORDER`)."""
     name = defuse(notebook_name) if notebook_name else "notebook"
     focus = f" The user is focused on cell {focus_index}." if focus_index is not None else ""
+    extra = "".join(f"\n{n}" for n in notes)
     return Marker(
         f"{DATA_NOT_INSTRUCTIONS}\n{OPEN}\n# Notebook {name} ({n_cells} cells).{focus} "
-        f"{FIGURE_LEGEND}"
+        f"{FIGURE_LEGEND}{extra}"
     )
 
 
@@ -161,6 +176,14 @@ def figure_stub(
     )
 
 
+def with_flags(stub: Marker, flags: Sequence[str]) -> Marker:
+    """``stub`` with ``; flag`` facts added before its closing bracket."""
+    if not flags or not stub.text.endswith("]"):
+        return stub
+    extras = "".join(f"; {defuse(f)}" for f in flags)
+    return Marker(stub.text[:-1] + extras + "]", stub.provenance)
+
+
 def kernel_variable(name: str, type_name: Any, text: str) -> Marker:
     """One ``@name`` object: ``<kernel-variable name="df" type="DataFrame">text</...>``."""
     safe_type = defuse(str(type_name)).replace('"', "'")[:200]
@@ -181,9 +204,10 @@ def frame(
     n_cells: int,
     focus_index: int | None,
     question: str | None = None,
+    notes: Sequence[str] = (),
 ) -> list[Part]:
     """The parts a model gets for a notebook: opening, the defused body, closing, question."""
-    parts: list[Part] = [opening(notebook_name, n_cells, focus_index)]
+    parts: list[Part] = [opening(notebook_name, n_cells, focus_index, notes)]
     for part in body:
         if isinstance(part, TextPart) and not isinstance(part, Marker):
             if part.text:

@@ -22,6 +22,7 @@ Kind = Literal[
     "webp",
     "svg",
     "vega-lite",
+    "vega",  # a Vega (not Vega-Lite) spec
     "plotly",
     "bokeh",
     "html",
@@ -135,6 +136,7 @@ class VisionContext:
     images_supported: bool = True  # False: the model gets text stubs only
     focus_cell_index: int | None = None
     renders: list[ChartRender] = field(default_factory=list)  # interactive charts drawn
+    stale_figures: int = 0  # figures whose cell was edited after they were produced
 
     @property
     def images(self) -> list[ImagePart]:
@@ -195,6 +197,8 @@ class VisionContext:
                 + ("s " if len(cells) > 1 else " ")
                 + ", ".join(str(c) for c in sorted(cells))
             )
+        if self.stale_figures:
+            text += f"; {self.stale_figures} stale (cell edited after it ran)"
         if self.skipped:
             text += f"; left out: {len(self.skipped)} ({_reasons(self.skipped)})"
         if not self.images_supported:
@@ -240,6 +244,7 @@ class VisionContext:
                 for r in self.renders
             ],
             "totals": {
+                "stale_figures": self.stale_figures,
                 "images": len(self.images),
                 "image_tokens": self.image_tokens,
                 "text_tokens": self.text_tokens,
