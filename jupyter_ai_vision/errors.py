@@ -59,6 +59,15 @@ class RenderError(VisionError):
     """A chart or drawing could not be rendered."""
 
 
+class ChartRefused(RenderError):
+    """An interactive chart that is never drawn, whatever the browser's state (it would load
+    remote map data, run code, ...): the same answer every time, so it may be cached."""
+
+
+class ChartsStarting(RenderError):
+    """The chart browser is still starting: this chart is described as text this time."""
+
+
 class MarkdownImageError(VisionError):
     """A markdown image could not be used."""
 

@@ -32,6 +32,8 @@ class ImagePolicy:
     svg_memory_bytes: int = 1_000_000_000  # address-space limit of the SVG render worker
     jpeg_quality: int = 85  # JPEG fallback quality (used only to meet max_image_bytes)
     png_compress_level: int = 3  # zlib level of our PNGs: ~2x faster than 6, ~8% larger
+    max_chart_renders: int = 4  # interactive charts (Plotly, Bokeh) drawn per request; 0: none
+    chart_timeout: float = 10.0  # seconds one chart may take, the browser's start included
 
     def fit(self, width: int, height: int) -> tuple[int, int]:
         """The size an image of ``width``×``height`` is sent at: never upscaled."""

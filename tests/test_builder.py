@@ -36,6 +36,7 @@ def test_every_kind_of_visual_output_is_sent(rich_ctx):
     kinds = sorted(p.provenance.kind for p in rich_ctx.images)
     assert kinds == sorted(
         ["attachment", "markdown-link", "png", "png", "vega-lite", "vega-lite", "plotly", "png"]
+        + ["plotly"]  # the plotly_mimetype figure, drawn by the chart browser
         + ["gif", "jpeg", "webp", "svg", "html"]
     )
     assert rich_ctx.skipped == [s for s in rich_ctx.skipped if "script" in s.reason]
@@ -127,9 +128,10 @@ def test_budget_prefers_focus_then_nearest_preceding_and_stubs_the_rest(executed
     policy = ImagePolicy(max_images=3)
     ctx = build_context(executed_notebook, focus="pil", policy=policy, model="gpt-4o")
     sent = [p.provenance.cell_id for p in ctx.images]
-    assert sent == ["altair-mime", "plotly-png", "pil"]  # focus + nearest preceding with images
+    assert sent == ["plotly", "plotly-png", "pil"]  # focus + nearest preceding with images
     dropped = [s for s in ctx.skipped if s.reason.startswith("budget")]
     assert {s.provenance.cell_id for s in dropped} == {
+        "altair-mime",
         "mpl",
         "mpl-big",
         "altair-html",
@@ -193,7 +195,7 @@ def test_images_already_shown_become_stubs(executed_notebook):
 def test_model_without_images_gets_stubs_only(executed_notebook, model, override):
     ctx = build_context(executed_notebook, model=model, supports_images=override)
     assert ctx.images == [] and ctx.images_supported is False
-    assert ctx.text.count("not sent: model does not accept images") == 11
+    assert ctx.text.count("not sent: model does not accept images") == 12
     assert "images not sent: the model does not accept images" in ctx.summary()
 
 

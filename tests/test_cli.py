@@ -34,9 +34,18 @@ def test_inspect_prints_items_skipped_and_totals(rich_path, capsys):
 
 
 def test_inspect_json_has_the_documented_shape(rich_path, capsys):
-    assert main(["inspect", str(rich_path), "--json", "--model", "claude-3-5-sonnet"]) == 0
+    args = [
+        "inspect",
+        str(rich_path),
+        "--json",
+        "--model",
+        "claude-3-5-sonnet",
+        "--cell",
+        "mpl-big",
+    ]
+    assert main(args) == 0
     data = json.loads(capsys.readouterr().out)
-    assert set(data) == {"notebook", "model", "items", "skipped", "totals"}
+    assert set(data) == {"notebook", "model", "items", "skipped", "renders", "totals"}
     assert data["notebook"] == str(rich_path) and data["model"] == "claude-3-5-sonnet"
     item_keys = {"cell_index", "cell_id", "kind", "mime", "width", "height", "sent_width"}
     item_keys |= {"sent_height", "bytes", "tokens", "sha256"}

@@ -111,6 +111,17 @@ def format_summary(ctx: object) -> str:
             f"{img.nbytes / 1000:>8.1f} kB {img.tokens:>6} tokens"
             + (f"  id={prov.cell_id}" if prov.cell_id else "")
         )
+    if ctx.renders:
+        lines.append(f"\nInteractive charts drawn by the server ({len(ctx.renders)}):")
+        for render in ctx.renders:
+            prov = render.provenance
+            if render.outcome == "rendered" and render.seconds is not None:
+                outcome = f"rendered in {render.seconds * 1000:.0f} ms"
+            elif render.outcome == "cached":
+                outcome = "from the cache (rendered earlier)"
+            else:
+                outcome = f"described as text: {render.outcome}"
+            lines.append(f"  - {prov.label():<24} {prov.kind:<11} {outcome}")
     lines.append(f"\nLeft out ({len(ctx.skipped)}):")
     for item in ctx.skipped:
         lines.append(f"  - {item.provenance.label():<24} {item.provenance.kind:<11} {item.reason}")

@@ -618,11 +618,13 @@ def _chart_probe(cand: ImageCandidate) -> _Probe:
     from jupyter_ai_vision.media import charts
 
     if cand.source == "plotly":
-        raw = json.dumps(cand.payload, sort_keys=True, default=str).encode()
+        raw = json.dumps(charts.canonical(cand.payload), sort_keys=True, default=str).encode()
         layout = cand.payload.get("layout") if isinstance(cand.payload, dict) else None
         width, height = charts.chart_size(layout if isinstance(layout, dict) else {})
     else:
-        raw = cand.payload.canonical()
+        raw = json.dumps(
+            charts.canonical(cand.payload.docs_json_and_items()), sort_keys=True
+        ).encode()
         width, height = _CHART_GUESS
     return _Probe(cand, _sha(cand.source, raw), width, height, exact=False)
 

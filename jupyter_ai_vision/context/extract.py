@@ -46,7 +46,8 @@ _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\
 _DATA_URI = re.compile(r"data:[\w.+/-]+(?:;[\w=.+-]+)*;base64,[A-Za-z0-9+/=\s]{64,}")
 _LONG_B64 = re.compile(r"[A-Za-z0-9+/]{400,}={0,2}")
 
-SourceKind = Literal["base64", "bytes", "svg", "vega"]
+SourceKind = Literal["base64", "bytes", "svg", "vega", "plotly", "bokeh"]
+BOKEH_EXEC_MIME = "application/vnd.bokehjs_exec.v0+json"
 
 
 @dataclass
@@ -55,7 +56,9 @@ class ImageCandidate:
 
     ``source`` says how: ``base64`` (payload: str or list of lines, ``mime`` raster),
     ``bytes`` (payload: raw bytes of ``mime``, which may be SVG), ``svg`` (payload: SVG text),
-    ``vega`` (payload: a Vega-Lite spec dict).
+    ``vega`` (payload: a Vega-Lite spec dict), ``plotly`` (payload: Plotly figure JSON),
+    ``bokeh`` (payload: a :class:`~jupyter_ai_vision.media.charts.bokeh.BokehDoc`); the last
+    two are drawn by the chart browser (``media/charts``) when there is one.
     """
 
     provenance: Provenance
@@ -294,6 +297,8 @@ class _CellWalker:
                 f"[output {j}]\n" + clean_text(str(data["text/plain"]), MAX_TEXT_CHARS),
                 self.prov("text", j, "text/plain"),
             )
+        elif BOKEH_EXEC_MIME in data and self.bokeh(j, data.get("application/javascript")):
+            pass  # show(p): the document is drawn; its <div> is the output before
         elif data and set(data) <= SCRIPT_ONLY_MIMES:
             pass  # a JavaScript loader (e.g. BokehJS): nothing visual of its own, nothing lost
         else:
@@ -327,27 +332,46 @@ class _CellWalker:
             return
         self.image(prov, "vega", spec, "image/png", summary)
 
-    def plotly(self, j: int, fig: Any, raster: str | None, data: dict[str, Any]) -> None:
+    def plotly(
+        self, j: int, fig: Any, raster: str | None, data: dict[str, Any], mime: str = PLOTLY_MIME
+    ) -> None:
         from jupyter_ai_vision.media.plotly import summarize_figure
 
-        prov = self.prov("plotly", j, PLOTLY_MIME)
+        prov = self.prov("plotly", j, mime)
         summary = summarize_figure(fig if isinstance(fig, dict) else {})
+        self.text(f"[output {j}: Plotly figure] {summary}", prov)
         if raster is not None:
-            self.text(f"[output {j}: Plotly figure] {summary}", prov)
             self.image(self.prov("plotly", j, raster), "base64", data[raster], raster, summary)
-        else:
-            self.text(
-                f"[output {j}: Plotly figure, described as text (no image in the output)] {summary}",
-                prov,
-            )
+        elif isinstance(fig, dict):  # drawn by the chart browser, or left as this summary
+            self.image(prov, "plotly", fig, "image/png", summary)
+
+    def bokeh(self, j: int, script: Any, mime: str = BOKEH_EXEC_MIME) -> bool:
+        """A Bokeh document in an output's script: its summary and a chart to draw."""
+        from jupyter_ai_vision.media.charts import bokeh
+
+        doc = bokeh.find_document(script) if isinstance(script, str) else None
+        if doc is None:
+            return False
+        summary = bokeh.summarize(doc)
+        prov = self.prov("bokeh", j, mime)
+        self.text(f"[output {j}: Bokeh plot] {summary}", prov)
+        self.image(prov, "bokeh", doc, "image/png", summary)
+        return True
 
     def html(self, j: int, html: str) -> None:
         from jupyter_ai_vision.media import vega
         from jupyter_ai_vision.media.html import html_to_text
+        from jupyter_ai_vision.media.plotly import figure_from_html
 
         spec = vega.spec_from_html(html)
         if spec is not None:  # Altair's default HTML renderer: render the embedded spec
             self.vegalite(j, spec, "text/html", None, {})
+            return
+        fig = figure_from_html(html) if "Plotly.newPlot" in html else None
+        if fig is not None:  # Plotly's HTML output (notebook renderer, to_html)
+            self.plotly(j, fig, None, {}, "text/html")
+            return
+        if "docs_json" in html and self.bokeh(j, html, "text/html"):  # a standalone Bokeh page
             return
         reduced = html_to_text(html, max_chars=MAX_HTML_CHARS)
         kind: Kind = "html"

@@ -45,7 +45,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from jupyter_ai_vision.errors import RenderError
+from jupyter_ai_vision._text import first_line
+from jupyter_ai_vision.errors import ChartsStarting, RenderError
 
 T = TypeVar("T")
 
@@ -177,26 +178,29 @@ class ChartRenderer:
         self.start()
         session = self._session
         if session is None:
-            raise RenderError(f"charts are described as text: {self._failure or INSTALL_HINT}")
+            raise RenderError(self._failure or INSTALL_HINT)
         if not session.ready.wait(max(0.0, timeout)):
-            raise ChartsStarting(
-                "the chart renderer is still starting: described as text this time"
-            )
+            raise ChartsStarting("chart renderer still starting, described as text this time")
         if session.error is not None:
             self._fail(session, session.error)
-            raise RenderError(f"charts are described as text: {session.error}")
+            raise RenderError(session.error)
         return session
 
-    def run(
-        self, job: Callable[[Any], Awaitable[T]], *, timeout: float, what: str = "chart"
-    ) -> T:
-        """Run ``job(kaleido)`` on the browser's loop within ``timeout`` s (start included)."""
-        deadline = time.monotonic() + timeout
+    def run(self, job: Callable[[Any], Awaitable[T]], *, timeout: float, what: str = "chart") -> T:
+        """Run ``job(session)`` on the browser's loop.
+
+        Waits at most ``timeout`` s for the browser's start (then :class:`ChartsStarting`),
+        at most ``timeout`` s for another chart to finish, and gives the job ``timeout`` s of
+        its own; a job that overruns, crashes the browser or exceeds the memory cap gets the
+        browser killed (the next chart starts a fresh one).
+        """
         session = self.wait_ready(timeout)
-        if not self._render_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise RenderError(f"{what} not rendered: the renderer was busy for {timeout:g} s")
+        if not self._render_lock.acquire(timeout=timeout):
+            raise RenderError(f"{what} not rendered: the chart browser was busy for {timeout:g} s")
         try:
-            return session.run(job, deadline=deadline, what=what)
+            if not session.alive():  # killed while this chart waited for its turn
+                raise RenderError(f"{what} not rendered: the chart browser is restarting")
+            return session.run(job, deadline=time.monotonic() + timeout, what=what)
         except _Broken as exc:
             self._fail(session, str(exc))
             raise RenderError(str(exc)) from None
@@ -217,10 +221,6 @@ class ChartRenderer:
             if not session.ready.is_set() or session.error is not None:
                 self._failure, self._failed_at = reason, time.monotonic()
         session.kill()
-
-
-class ChartsStarting(RenderError):
-    """The browser is still starting; the chart is described as text this time."""
 
 
 class _Broken(Exception):
@@ -259,7 +259,7 @@ class _Session:
             loop.run_until_complete(self._open())
             self.owner.start_seconds = time.perf_counter() - started
         except Exception as exc:  # no browser, it died at start, kaleido too old...
-            self.error = f"the chart browser could not start ({_one_line(exc)})"
+            self.error = f"the chart browser could not start ({first_line(exc)})"
             _log.warning("jupyter-ai-vision: %s", self.error)
         finally:
             self.ready.set()
@@ -300,10 +300,7 @@ class _Session:
             return future.result(timeout=remaining)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            budget = remaining + (time.monotonic() - deadline)
-            raise _Broken(
-                f"{what} not rendered: it took longer than {max(budget, 0.1):.3g} s"
-            ) from None
+            raise _Broken(f"{what} not rendered: it took longer than {remaining:.3g} s") from None
 
     async def _guarded(self, job: Callable[[Any], Awaitable[T]], what: str) -> T:
         """The job, with a memory watchdog; a dead browser becomes :class:`_Broken`."""
@@ -319,7 +316,7 @@ class _Session:
                 raise _Broken(f"{what} not rendered: it needed more than {cap} MB") from None
             if self._process_dead():
                 raise _Broken(f"{what} not rendered: the chart browser crashed") from None
-            raise RenderError(f"{what} not rendered: {_one_line(exc)}") from None
+            raise RenderError(f"{what} not rendered: {first_line(exc)}") from None
         finally:
             watchdog.cancel()
 
@@ -434,15 +431,10 @@ def _group_rss(pgid: int) -> int:
 
 
 def _quiet_kaleido_logs() -> None:
-    # kaleido, choreographer and the browser's own stderr log at INFO through logistro: a
-    # server log is not the place for them unless someone asked (an explicit level is kept).
+    # kaleido, choreographer and the browser's own stderr log through logistro (INFO, and a
+    # warning each time we kill a browser on purpose): a server log is not the place for them
+    # unless someone asked (an explicit level is kept). Our own failures are logged by us.
     for name in ("kaleido", "choreographer", "browser_proc", "chrome_wrapper", "logistro"):
         logger = logging.getLogger(name)
         if logger.level == logging.NOTSET:
-            logger.setLevel(logging.WARNING)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:199] + "…"
-
+            logger.setLevel(logging.ERROR)

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from jupyter_ai_vision.errors import RenderError
+from jupyter_ai_vision.errors import ChartRefused
 
 #: Trace types drawn on a geo or map subplot: they need topojson, styles or tiles from the
 #: internet (never fetched), so they keep their text summary.
@@ -61,20 +61,20 @@ class SafeFigure:
 def sanitize_figure(fig: Any) -> SafeFigure:
     """A copy of ``fig`` (Plotly figure JSON) with nothing in it that could load a resource.
 
-    Raises :class:`RenderError` (one line) for what is not rendered at all: not a figure, geo
+    Raises :class:`ChartRefused` (one line) for what is not rendered at all: not a figure, geo
     and map charts, absurd nesting.
     """
     if not isinstance(fig, dict) or not isinstance(fig.get("data", []), list):
-        raise RenderError("Plotly output is not a figure (expected data and layout)")
+        raise ChartRefused("Plotly output is not a figure (expected data and layout)")
     layout = fig.get("layout", {})
     if not isinstance(layout, dict):
         layout = {}
     traces = [t for t in fig.get("data") or [] if isinstance(t, dict)]
     remote = sorted({str(t.get("type")) for t in traces} & REMOTE_TRACE_TYPES)
     if remote:
-        raise RenderError(
-            f"{', '.join(remote)} charts need map data or tiles from the internet, which is "
-            "never fetched: described as text"
+        raise ChartRefused(
+            f"{', '.join(remote)} chart not drawn: it needs map data or tiles from the "
+            "internet, which is never fetched (described as text)"
         )
     notes: list[str] = []
     clean_traces = [_clean_trace(t, notes) for t in traces]
@@ -132,7 +132,7 @@ def _is_inline_raster(source: Any) -> bool:
 def _defused(value: Any, notes: list[str], depth: int = 0) -> Any:
     """A deep copy in which no string can make CSS load something."""
     if depth > MAX_DEPTH:
-        raise RenderError(f"Plotly figure nested deeper than {MAX_DEPTH} levels: not rendered")
+        raise ChartRefused(f"Plotly figure nested deeper than {MAX_DEPTH} levels: not rendered")
     if isinstance(value, dict):
         return {str(k): _defused(v, notes, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
