@@ -112,3 +112,22 @@ class ReprFailed(VisionError):
 
 class ModelParameterError(VisionError, ValueError):
     """A model parameter with the wrong type or value."""
+
+
+class ModelError(VisionError):
+    """A model call failed (plain-litellm paths, e.g. ``llm.stream.stream_chat``); ``str`` is
+    the one line from ``llm/error_messages``. ``kind`` is the LiteLLM exception class it maps
+    from (None: not a LiteLLM error), ``images_refused`` says the model takes no images."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str | None = None,
+        status_code: int | None = None,
+        images_refused: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status_code = status_code
+        self.images_refused = images_refused

@@ -8,8 +8,8 @@ import litellm
 import pytest
 from jupyter_ai_magics.utils import get_em_providers
 
+from jupyter_ai_vision.errors import ModelParameterError
 from jupyter_ai_vision.hosts.jupyter_ai_2.embeddings import VisionEmbeddingsProvider
-from jupyter_ai_vision.hosts.jupyter_ai_2.provider import ModelParameterError
 from jupyter_ai_vision.llm import error_messages as errors
 from jupyter_ai_vision.testing import ModelServer
 

@@ -17,12 +17,14 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from PIL import Image
 
-from jupyter_ai_vision.hosts.jupyter_ai_2 import provider as provider_mod
 from jupyter_ai_vision.hosts.jupyter_ai_2.provider import (
+    NOTES_KEY,
     ModelParameterError,
     VisionProvider,
+    reply_text,
     vision_models,
 )
+from jupyter_ai_vision.llm import capabilities
 from jupyter_ai_vision.testing import images_in, text_in
 
 pytestmark = pytest.mark.jupyter_ai_2
@@ -162,7 +164,7 @@ def test_supports_images_override_and_litellm_map():
 
 def test_supports_images_never_checks_ollama_on_the_event_loop(monkeypatch):
     calls = []
-    monkeypatch.setattr(provider_mod, "check_vision", lambda *a: calls.append(a))
+    monkeypatch.setattr(capabilities, "check_vision", lambda *a: calls.append(a))
     p = VisionProvider(model_id="ollama/llava-unlisted-tag")
     p.supports_images()
     assert calls == []  # the blocking HTTP check only runs via asupports_images (a thread)
@@ -177,6 +179,48 @@ async def test_non_vision_model_gets_stubs_and_the_reply_says_so(model_server):
     assert "[image not sent: the model does not accept images]" in text_in(body)
     assert text.startswith("I see text.")
     assert "Images were not sent" in text and "supports_vision" in text
+
+
+async def test_notes_are_machine_readable_and_reply_text_leaves_them_out(model_server):
+    model_server.set_reply("I see text.")
+    p = make(model_server, model="openai/gpt-3.5-turbo")
+    reply = await p.ainvoke([_image_message()])
+    (note,) = reply.response_metadata[NOTES_KEY]
+    assert note.startswith("Images were not sent") and note in reply.content
+    assert reply_text(reply) == "I see text."
+
+    chunks = [c async for c in p.astream([_image_message()])]
+    *answer, last = chunks
+    assert last.response_metadata[NOTES_KEY] == [note] and reply_text(last) == ""
+    assert all(NOTES_KEY not in c.response_metadata for c in answer)
+    merged = sum(chunks[1:], chunks[0])
+    assert reply_text(merged) == "I see text." and merged.content.endswith(f"_{note}_")
+    # a model that takes images: no notes at all
+    plain = await make(model_server).ainvoke([_image_message()])
+    assert NOTES_KEY not in plain.response_metadata and reply_text(plain) == plain.content
+
+
+def test_sync_paths_fall_back_on_refused_images_too(model_server):
+    p = make(model_server, model="openai/some-unmapped-model", max_retries=0)
+    model_server.fail("no_images", times=1)
+    reply = p.invoke([_image_message()])
+    assert "refused them" in reply.response_metadata[NOTES_KEY][0]
+    model_server.fail("no_images", times=1)
+    text = "".join(c.content for c in p.stream([_image_message()]))
+    assert "refused them" in text
+    first, second, third, fourth = model_server.chat_requests()
+    assert [len(images_in(b)) for b in (first, second, third, fourth)] == [1, 0, 1, 0]
+
+
+async def test_stop_mid_stream_closes_the_upstream_connection(model_server):
+    model_server.set_reply(" ".join(f"w{i}" for i in range(60)))
+    model_server.set_chunk_delay(0.05)
+    stream = make(model_server).astream([_image_message()])
+    for _ in range(3):
+        await stream.__anext__()
+    await stream.aclose()
+    assert await model_server.wait_for_async(lambda rs: rs[-1].outcome != "pending", 3)
+    assert model_server.records[-1].outcome == "client_closed"
 
 
 async def test_model_refusing_images_is_asked_again_without_them(model_server):
@@ -236,14 +280,14 @@ async def test_local_server_without_any_key(model_server, monkeypatch):
 
 async def test_ollama_check_runs_off_the_event_loop(monkeypatch):
     """LiteLLM asks the Ollama server (a blocking HTTP call): never on the event loop."""
-    provider_mod._VISION_CACHE.pop(("ollama/llava", None), None)
-    real, threads = provider_mod.check_vision, []
+    capabilities.VISION_CACHE.pop(("ollama/llava", None))
+    real, threads = capabilities.check_vision, []
 
     def spy(*args):
         threads.append(threading.get_ident())
         return real(*args)
 
-    monkeypatch.setattr(provider_mod, "check_vision", spy)
+    monkeypatch.setattr(capabilities, "check_vision", spy)
     p = VisionProvider(model_id="ollama/llava")
     assert p.supports_images() is True  # on the loop: the built-in table, no check
     assert threads == []

@@ -8,7 +8,8 @@ Matching is by class name along the exception's MRO, so this module never import
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 SETTINGS = "the chat settings (or %%ai -m {...})"
 
@@ -153,6 +154,50 @@ def class_key(exc_type: type[BaseException]) -> str | None:
         if klass.__name__ in MESSAGES:
             return klass.__name__
     return None
+
+
+#: Keys of settings / model parameters whose string values are secrets.
+SECRET_KEYS = re.compile(r"(api[_-]?key|token|secret|password|authorization)", re.I)
+#: Attributes of a provider or model object that may hold a key (str or pydantic SecretStr).
+_SECRET_ATTRIBUTES = ("api_key", "openai_api_key", "anthropic_api_key", "google_api_key")
+
+
+def _secret_value(value: Any) -> str | None:
+    if hasattr(value, "get_secret_value"):  # pydantic SecretStr
+        value = value.get_secret_value()
+    return value if isinstance(value, str) and len(value) >= 4 else None
+
+
+def _walk(obj: Mapping[Any, Any], found: set[str], depth: int = 0) -> None:
+    if depth > 8:  # settings are shallow; a cycle or a hostile structure stops here
+        return
+    for key, value in obj.items():
+        secret = _secret_value(value) if SECRET_KEYS.search(str(key)) else None
+        if secret:
+            found.add(secret)
+        elif isinstance(value, Mapping):
+            _walk(value, found, depth + 1)
+
+
+def secrets_of(*sources: Any) -> set[str]:
+    """Every secret in ``sources``, for :func:`redact` / :func:`user_message`.
+
+    A source is a provider or model object (its ``api_key``-like attributes, str or
+    ``SecretStr``) or a mapping of settings / model parameters (walked, nested mappings too,
+    for keys such as ``api_key``, ``token``, ``secret``, ``password``, ``authorization``).
+    ``None`` sources are skipped."""
+    found: set[str] = set()
+    for source in sources:
+        if source is None:
+            continue
+        if isinstance(source, Mapping):
+            _walk(source, found)
+            continue
+        for name in _SECRET_ATTRIBUTES:
+            secret = _secret_value(getattr(source, name, None))
+            if secret:
+                found.add(secret)
+    return found
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:

@@ -1,32 +1,46 @@
-"""Model parameters as users write them (settings fields, ``%%ai -m JSON``): checked and
-coerced, one line (:class:`~jupyter_ai_vision.errors.ModelParameterError`) for a wrong type.
+"""Model parameter checks: settings fields and ``%%ai -m`` JSON arrive as strings, numbers or
+None; each known parameter is coerced here, once, or refused with one line.
 
-Shared by every host. Stdlib only.
+Used by the chat and embeddings providers and by inline completion's settings (the one bool
+coercion: the same strings mean true everywhere).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jupyter_ai_vision.errors import ModelParameterError
 
-_BOOL_STRINGS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+_BOOL_STRINGS = {
+    "true": True,
+    "yes": True,
+    "on": True,
+    "1": True,
+    "false": False,
+    "no": False,
+    "off": False,
+    "0": False,
+}
 
 
-def _coerce_bool(key: str, value: Any) -> bool | None:
+def coerce_bool(key: str, value: Any) -> bool | None:
+    """True / False from a bool or one of true/yes/on/1, false/no/off/0 (any case); None for
+    None or an empty string (a field left empty means "not set")."""
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
-        if not value.strip():
+        word = value.strip().lower()
+        if not word:
             return None
-        if value.strip().lower() in _BOOL_STRINGS:
-            return _BOOL_STRINGS[value.strip().lower()]
+        if word in _BOOL_STRINGS:
+            return _BOOL_STRINGS[word]
     raise ModelParameterError(f"{key} must be true or false, not {value!r}")
 
 
-def _number(key: str, value: Any, *, integer: bool = False, minimum: float = 0) -> Any:
+def number(key: str, value: Any, *, integer: bool = False, minimum: float = 0) -> Any:
+    """A float (or, with ``integer``, an int) >= ``minimum``; numeric strings are accepted."""
     if isinstance(value, str) and value.strip():
         with contextlib.suppress(ValueError):
             value = float(value) if not integer else int(value)
@@ -39,7 +53,8 @@ def _number(key: str, value: Any, *, integer: bool = False, minimum: float = 0) 
     return int(value) if integer else float(value)
 
 
-def _text(key: str, value: Any) -> str | None:
+def text(key: str, value: Any) -> str | None:
+    """A stripped string; None for None or an empty string."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if not isinstance(value, str):
@@ -47,29 +62,32 @@ def _text(key: str, value: Any) -> str | None:
     return value.strip()
 
 
+Check = Callable[[str, Any], Any]
+
 #: Known parameters and their checks. A JSON value of the wrong type gives one line.
-_CHECKS: dict[str, Any] = {
-    "api_base": _text,
-    "api_key": _text,
-    "supports_vision": _coerce_bool,
-    "expand_references": _coerce_bool,
-    "timeout": lambda k, v: _number(k, v, minimum=0.001),
-    "max_retries": lambda k, v: _number(k, v, integer=True),
-    "temperature": lambda k, v: _number(k, v),
-    "max_tokens": lambda k, v: _number(k, v, integer=True, minimum=1),
-    # inline completion settings (read by the 2.x inline completion, never sent to the API)
-    "completion_images": _coerce_bool,
-    "completion_context_cells": lambda k, v: _number(k, v, integer=True),
-    "completion_max_images": lambda k, v: _number(k, v, integer=True),
-    "completion_image_tokens": lambda k, v: _number(k, v, integer=True),
+CHECKS: dict[str, Check] = {
+    "api_base": text,
+    "api_key": text,
+    "supports_vision": coerce_bool,
+    "expand_references": coerce_bool,
+    "timeout": lambda k, v: number(k, v, minimum=0.001),
+    "max_retries": lambda k, v: number(k, v, integer=True),
+    "temperature": lambda k, v: number(k, v),
+    "max_tokens": lambda k, v: number(k, v, integer=True, minimum=1),
+    # inline completion settings (read by hosts/jupyter_ai_2/completion.py, never sent to the API)
+    "completion_images": coerce_bool,
+    "completion_context_cells": lambda k, v: number(k, v, integer=True),
+    "completion_max_images": lambda k, v: number(k, v, integer=True),
+    "completion_image_tokens": lambda k, v: number(k, v, integer=True),
 }
 
 
 def check_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate and coerce known parameters (settings fields arrive as strings or None)."""
+    """Validate and coerce known parameters (settings fields arrive as strings or None);
+    unknown ones pass through unchanged."""
     out: dict[str, Any] = {}
     for key, value in params.items():
-        check = _CHECKS.get(key)
+        check = CHECKS.get(key)
         if check is None:
             out[key] = value
             continue

@@ -1,105 +1,46 @@
-"""The ``vision`` model provider for Jupyter AI: any LiteLLM model, with images.
+"""The ``vision`` model provider for Jupyter AI 2.x: any LiteLLM model, with images.
 
 ``%%ai vision:openai/gpt-4o``, ``%%ai vision:ollama/llava``, or "Vision (LiteLLM)" in the
-chat settings. The Jupyter server imports every provider at start-up, so this module
-imports nothing heavy: litellm is loaded on first use (see :mod:`jupyter_ai_vision.llm.chat_model`).
+chat settings. This class is the host adapter only: its settings fields, and hooks that
+jupyter-ai 2.x calls, each delegating to where the work lives:
+
+- the chat model itself (litellm per call, retries, closing): ``llm/chat_model.py``;
+- parameter checks: ``llm/params.py``; "does it take images": ``llm/capabilities.py``;
+  the model list in the help text: ``llm/model_list.py``;
+- images the model cannot take, and the notes saying so: ``image_fallback.py``;
+- ``%%ai``'s ``@name`` expansion (runs in the kernel): ``kernel/extension.py``;
+- inline completion: ``completion.py``.
+
+The Jupyter server imports every provider at start-up, so this module imports nothing
+heavy: litellm is loaded on first use.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 import sys
 from collections.abc import AsyncIterator, Iterator
-from importlib import resources
 from typing import Any, ClassVar
 
 from jupyter_ai_magics import BaseProvider
 from jupyter_ai_magics.base_provider import IntegerField, TextField
-from langchain_core.messages import AIMessageChunk, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.prompts import PromptTemplate
 
-from jupyter_ai_vision.errors import ModelParameterError as ModelParameterError  # re-export
-from jupyter_ai_vision.llm import error_messages
+from jupyter_ai_vision.errors import ModelParameterError as ModelParameterError
+from jupyter_ai_vision.hosts.jupyter_ai_2 import image_fallback
+from jupyter_ai_vision.hosts.jupyter_ai_2.image_fallback import NOT_SENT
+from jupyter_ai_vision.hosts.jupyter_ai_2.image_fallback import NOTES_KEY as NOTES_KEY
+from jupyter_ai_vision.hosts.jupyter_ai_2.image_fallback import reply_text as reply_text
+from jupyter_ai_vision.hosts.jupyter_ai_2.image_fallback import strip_images as strip_images
+from jupyter_ai_vision.llm import capabilities
+from jupyter_ai_vision.llm.chat_model import LiteLLMChatModel
+from jupyter_ai_vision.llm.model_list import help_text
+from jupyter_ai_vision.llm.model_list import vision_models as vision_models
+from jupyter_ai_vision.llm.params import check_parameters as check_parameters
 
-# Vision capability and parameter checks are shared by both hosts; imported by name (tests
-# patch check_vision on this module, embeddings imports check_parameters from here).
-from jupyter_ai_vision.llm.capabilities import VISION_CACHE as _VISION_CACHE
-from jupyter_ai_vision.llm.capabilities import check_vision, is_ollama, table_hint
-from jupyter_ai_vision.llm.chat_model import LiteLLMChatModel, import_litellm
-from jupyter_ai_vision.llm.params import check_parameters
-
-MODELS_FILE = "vision_models.json"
-#: Providers whose vision models are listed (all LiteLLM names are accepted anyway).
-LISTED_PROVIDERS = (
-    "openai",
-    "anthropic",
-    "gemini",
-    "mistral",
-    "xai",
-    "deepseek",
-    "groq",
-    "together_ai",
-    "fireworks_ai",
-    "openrouter",
-    "ollama",
-)
-
-
-def vision_models() -> list[str]:
-    """Vision-capable chat models from LiteLLM's model map (a snapshot shipped as data)."""
-    try:
-        text = resources.files("jupyter_ai_vision.llm").joinpath(MODELS_FILE).read_text("utf-8")
-        return list(json.loads(text)["models"])
-    except (OSError, ValueError, KeyError):
-        return []
-
-
-def snapshot_vision_models() -> dict[str, Any]:
-    """Build the snapshot from the installed litellm (development time; imports litellm)."""
-    litellm = import_litellm()
-    names = set()
-    for name, info in litellm.model_cost.items():
-        provider = info.get("litellm_provider")
-        vision_chat = info.get("supports_vision") and info.get("mode") == "chat"
-        if vision_chat and provider in LISTED_PROVIDERS:
-            names.add(name if name.startswith(f"{provider}/") else f"{provider}/{name}")
-    from importlib.metadata import version
-
-    return {"litellm": version("litellm"), "models": sorted(names)}
-
-
-def _help(models: list[str]) -> str:
-    examples = [
-        "openai/gpt-4o",
-        "openai/gpt-4o-mini",
-        "anthropic/claude-sonnet-4-5",
-        "gemini/gemini-2.5-flash",
-        "ollama/llava",
-        "openrouter/anthropic/claude-3.5-sonnet",
-    ]
-    by_provider: dict[str, list[str]] = {}
-    for name in sorted(models, key=lambda n: (len(n), n)):  # short undated aliases first
-        by_provider.setdefault(name.split("/", 1)[0], []).append(name)
-    listed = "; ".join(
-        f"{p}: {', '.join(n.split('/', 1)[1] for n in names[:8])}"
-        + (f" (+{len(names) - 8} more)" if len(names) > 8 else "")
-        for p, names in sorted(by_provider.items())
-    )
-    return (
-        "Type any LiteLLM model name, e.g. "
-        + ", ".join(f"`{e}`" for e in examples)
-        + ". Set `api_base` for a LiteLLM Proxy or a local OpenAI-compatible server "
-        "(Ollama, vLLM, LM Studio); the API key comes from the provider's usual environment "
-        "variable (e.g. OPENAI_API_KEY) or the `api_key` field. Vision models in LiteLLM's map: "
-        + (listed or "(snapshot not available)")
-        + "."
-    )
-
-
-# ----- prompt templates -------------------------------------------------------------------
+#: ``%%ai -f FORMAT``: the instruction added after the question.
 _FORMAT_INSTRUCTIONS = {
     "code": (
         "Produce output as source code only, with no text or explanation before or after it. "
@@ -114,17 +55,6 @@ _FORMAT_INSTRUCTIONS = {
 }
 
 
-NOT_SENT = (
-    "Images were not sent: {model} does not accept images according to LiteLLM, so figures "
-    "went as text descriptions. If it does take images, set supports_vision to true in the "
-    'chat settings, or add -m {{"supports_vision":true}} to %%ai.'
-)
-REFUSED = (
-    "Images were not sent: {model} refused them, so the question was asked again with text "
-    "descriptions. Pick a vision model (e.g. vision:openai/gpt-4o) to include figures."
-)
-
-
 class VisionProvider(BaseProvider, LiteLLMChatModel):  # type: ignore[misc]
     """Jupyter AI provider ``vision``: LiteLLM chat models that see notebook figures."""
 
@@ -132,7 +62,7 @@ class VisionProvider(BaseProvider, LiteLLMChatModel):  # type: ignore[misc]
     name: ClassVar[str] = "Vision (LiteLLM)"  # type: ignore[misc]
     models: ClassVar[list[str]] = ["*"]
     registry: ClassVar[bool] = True
-    help: ClassVar[str | None] = _help(vision_models())
+    help: ClassVar[str | None] = help_text(vision_models())
     model_id_key: ClassVar[str] = "model"
     model_id_label: ClassVar[str] = "Model (LiteLLM name, e.g. openai/gpt-4o or ollama/llava)"
     pypi_package_deps: ClassVar[list[str]] = ["litellm"]
@@ -189,34 +119,21 @@ class VisionProvider(BaseProvider, LiteLLMChatModel):  # type: ignore[misc]
             kwargs["model_kwargs"] = {**kwargs.get("model_kwargs", {}), **extra}
         super().__init__(**kwargs)
 
-    # ----- capability ------------------------------------------------------------------
+    # ----- capability (llm/capabilities.py) -----------------------------------------------
     def supports_images(self) -> bool | None:
-        """Whether the model takes images: the override, else LiteLLM's map (True / False /
-        None = unknown, send images). Cheap and safe on the event loop: before litellm is
-        loaded, and for ``ollama/*``, it answers from a built-in table (or the cache)."""
-        if self.supports_vision is not None:
-            return self.supports_vision
-        key = (self.model, self.api_base)
-        if key in _VISION_CACHE:
-            return _VISION_CACHE[key]
-        if "litellm" in sys.modules and not is_ollama(self.model):
-            return check_vision(self.model, self.api_base)  # a dict lookup once loaded
-        return table_hint(self.model)
+        """Whether the model takes images (True / False / None = unknown, images are sent).
+        Safe on the event loop: never runs LiteLLM's blocking check for ``ollama/*``."""
+        return capabilities.supports_images(self.model, self.api_base, self.supports_vision)
 
     def _supports_images_blocking(self) -> bool | None:
         """The full check, for the synchronous paths (they block their caller anyway)."""
-        if self.supports_vision is not None:
-            return self.supports_vision
-        return check_vision(self.model, self.api_base)
+        return capabilities.supports_images(
+            self.model, self.api_base, self.supports_vision, may_block=True
+        )
 
     async def asupports_images(self) -> bool | None:
         """:meth:`supports_images` with LiteLLM's full check run in a worker thread."""
-        if self.supports_vision is not None:
-            return self.supports_vision
-        key = (self.model, self.api_base)
-        if key in _VISION_CACHE:  # no thread hop once known
-            return _VISION_CACHE[key]
-        return await asyncio.to_thread(check_vision, self.model, self.api_base)
+        return await capabilities.asupports_images(self.model, self.api_base, self.supports_vision)
 
     # ----- prompt templates ------------------------------------------------------------
     def get_prompt_template(self, format: str) -> PromptTemplate:
@@ -239,91 +156,62 @@ class VisionProvider(BaseProvider, LiteLLMChatModel):  # type: ignore[misc]
 
     def _prepare(
         self, messages: list[BaseMessage], supports: bool | None
-    ) -> tuple[list[BaseMessage], str | None]:
-        notes: list[str] = []
+    ) -> tuple[list[BaseMessage], list[str]]:
+        """``%%ai``'s ``@name`` expansion (in a kernel), then stubs for a text-only model;
+        returns the messages and the notes for the reply."""
         if self._in_kernel():
+            # kernel code, imported when used: the server imports this module at start-up.
+            # Its notes (missing / rejected names) are printed for the user in the cell.
             from jupyter_ai_vision.kernel import extension
 
-            # its notes (missing / rejected names) are printed for the user in the cell
             messages, _ = extension.expand_references(self, messages, supports)
-        if supports is False and _has_images(messages):
-            messages = strip_images(messages)
-            notes.append(NOT_SENT.format(model=self.model))
-        return messages, ("\n".join(notes) or None)
+        if supports is False and image_fallback.has_images(messages):
+            return strip_images(messages), [NOT_SENT.format(model=self.model)]
+        return messages, []
 
-    # ----- LangChain hooks (images, notes) ---------------------------------------------
+    # ----- LangChain hooks: the chat model's, with image fallback and notes ----------------
     def _generate(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> ChatResult:
-        messages, note = self._prepare(messages, self._supports_images_blocking())
-        try:
-            result = super()._generate(messages, stop, run_manager, **kwargs)
-        except Exception as exc:
-            if not (error_messages.images_refused(exc) and _has_images(messages)):
-                raise
-            result = super()._generate(strip_images(messages), stop, run_manager, **kwargs)
-            note = _join(note, REFUSED.format(model=self.model))
-        return _with_note(result, note)
+        messages, notes = self._prepare(messages, self._supports_images_blocking())
+        generate = super()._generate
+        run = image_fallback.once(lambda m: generate(m, stop, run_manager, **kwargs))
+        (result,) = image_fallback.fallback(self.model, messages, notes, run)
+        return image_fallback.with_notes(result, notes)
 
     async def _agenerate(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> ChatResult:
-        messages, note = self._prepare(messages, await self.asupports_images())
-        try:
-            result = await super()._agenerate(messages, stop, run_manager, **kwargs)
-        except Exception as exc:
-            if not (error_messages.images_refused(exc) and _has_images(messages)):
-                raise
-            result = await super()._agenerate(strip_images(messages), stop, run_manager, **kwargs)
-            note = _join(note, REFUSED.format(model=self.model))
-        return _with_note(result, note)
+        messages, notes = self._prepare(messages, await self.asupports_images())
+        agenerate = super()._agenerate
+        run = image_fallback.aonce(lambda m: agenerate(m, stop, run_manager, **kwargs))
+        results = [r async for r in image_fallback.afallback(self.model, messages, notes, run)]
+        return image_fallback.with_notes(results[0], notes)
 
     def _stream(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> Iterator[ChatGenerationChunk]:
-        messages, note = self._prepare(messages, self._supports_images_blocking())
-        started = False
-        try:
-            first: Any = super()._stream(messages, stop, run_manager, **kwargs)
-            with contextlib.closing(first):
-                for chunk in first:
-                    started = True
-                    yield chunk
-        except Exception as exc:
-            if started or not (error_messages.images_refused(exc) and _has_images(messages)):
-                raise
-            retry: Any = super()._stream(strip_images(messages), stop, run_manager, **kwargs)
-            with contextlib.closing(retry):
-                yield from retry
-            note = _join(note, REFUSED.format(model=self.model))
-        if note:
-            yield _note_chunk(note)
+        messages, notes = self._prepare(messages, self._supports_images_blocking())
+        stream = super()._stream
+        run: Any = lambda m: stream(m, stop, run_manager, **kwargs)  # noqa: E731
+        yield from image_fallback.fallback(self.model, messages, notes, run)
+        if notes:
+            yield image_fallback.notes_chunk(notes)
 
     async def _astream(
         self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
     ) -> AsyncIterator[ChatGenerationChunk]:
-        messages, note = self._prepare(messages, await self.asupports_images())
-        started = False
-        try:
-            # aclosing: when the consumer stops (the chat's stop button), the upstream
-            # HTTP stream is closed now, not when the generator is garbage-collected
-            first: Any = super()._astream(messages, stop, run_manager, **kwargs)
-            async with contextlib.aclosing(first):
-                async for chunk in first:
-                    started = True
-                    yield chunk
-        except Exception as exc:
-            if started or not (error_messages.images_refused(exc) and _has_images(messages)):
-                raise
-            retry: Any = super()._astream(strip_images(messages), stop, run_manager, **kwargs)
-            async with contextlib.aclosing(retry):
-                async for chunk in retry:
-                    yield chunk
-            note = _join(note, REFUSED.format(model=self.model))
-        if note:
-            yield _note_chunk(note)
+        messages, notes = self._prepare(messages, await self.asupports_images())
+        astream = super()._astream
+        run: Any = lambda m: astream(m, stop, run_manager, **kwargs)  # noqa: E731
+        chunks = image_fallback.afallback(self.model, messages, notes, run)
+        async with contextlib.aclosing(chunks):  # the stop button closes the HTTP stream now
+            async for chunk in chunks:
+                yield chunk
+        if notes:
+            yield image_fallback.notes_chunk(notes)
 
-    # ----- inline completions (jupyter_ai_vision.hosts.jupyter_ai_2.completion) ---------------------------
+    # ----- inline completions (completion.py) ----------------------------------------------
     async def generate_inline_completions(self, request: Any) -> Any:
         from jupyter_ai_vision.hosts.jupyter_ai_2 import completion
 
@@ -336,56 +224,3 @@ class VisionProvider(BaseProvider, LiteLLMChatModel):  # type: ignore[misc]
         async with contextlib.aclosing(replies):
             async for reply in replies:
                 yield reply
-
-
-# ----- helpers ----------------------------------------------------------------------------
-def _has_images(messages: list[BaseMessage]) -> bool:
-    return any(
-        isinstance(m.content, list)
-        and any(isinstance(p, dict) and p.get("type") == "image_url" for p in m.content)
-        for m in messages
-    )
-
-
-def strip_images(messages: list[BaseMessage]) -> list[BaseMessage]:
-    """Copies of ``messages`` with each image part replaced by a short text stub."""
-    out: list[BaseMessage] = []
-    for message in messages:
-        if not isinstance(message.content, list):
-            out.append(message)
-            continue
-        content: list[Any] = []
-        for part in message.content:
-            if isinstance(part, dict) and part.get("type") == "image_url":
-                content.append(
-                    {"type": "text", "text": "[image not sent: the model does not accept images]"}
-                )
-            else:
-                content.append(part)
-        out.append(message.model_copy(update={"content": content}))
-    return out
-
-
-def _join(a: str | None, b: str) -> str:
-    return f"{a}\n{b}" if a else b
-
-
-def _note_chunk(note: str) -> ChatGenerationChunk:
-    return ChatGenerationChunk(message=AIMessageChunk(content=f"\n\n_{note}_"))
-
-
-def _with_note(result: ChatResult, note: str | None) -> ChatResult:
-    if not note or not result.generations:
-        return result
-    first = result.generations[0]
-    message = first.message.model_copy(update={"content": f"{first.message.content}\n\n_{note}_"})
-    # a new ChatGeneration: its .text is computed from the message at construction
-    generation = ChatGeneration(message=message, generation_info=first.generation_info)
-    return ChatResult(
-        generations=[generation, *result.generations[1:]], llm_output=result.llm_output
-    )
-
-
-if __name__ == "__main__":
-    # python -m jupyter_ai_vision.hosts.jupyter_ai_2.provider > jupyter_ai_vision/llm/vision_models.json
-    print(json.dumps(snapshot_vision_models(), indent=1))
