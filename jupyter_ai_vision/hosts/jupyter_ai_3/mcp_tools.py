@@ -128,12 +128,21 @@ async def _context(path: Any, cell: Any) -> tuple[Any, str]:
     path = _checked("path", path)
     cell = None if cell is None or cell == "" else _checked("cell", cell, allow_int=True)
     settings, root_dir = _server()
-    safe = notebooks.safe_path(path, root_dir)
+    safe = await asyncio.to_thread(_confined, root_dir, path)  # realpath: filesystem calls
     target = await notebooks.read_target(
         settings, safe, how="explicit", username="", root_dir=root_dir
     )
     ctx = await asyncio.get_running_loop().run_in_executor(None, _build, target, cell, root_dir)
     return ctx, "live" if target.source == "live" else "saved file"
+
+
+def _confined(root_dir: str, path: str) -> str:
+    """``path`` as a server-relative notebook path inside the root (no hidden directories)."""
+    from jupyter_ai_vision.paths import confine, relative_posix
+
+    return relative_posix(
+        root_dir, confine(root_dir, path, notebooks_only=True, allow_hidden=False)
+    )
 
 
 def _build(target: Any, cell: str | int | None, root_dir: str) -> Any:
