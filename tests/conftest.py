@@ -95,7 +95,9 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     ):
         marker = _module_host_marker(collection_path)
     if marker in OTHER_HOSTS:
-        _not_imported.append(str(collection_path.relative_to(Path(__file__).parent.parent)))
+        relative = str(collection_path.relative_to(Path(__file__).parent.parent))
+        if relative not in _not_imported:
+            _not_imported.append(relative)
         return True
     return None
 

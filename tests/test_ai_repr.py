@@ -8,6 +8,7 @@ import io
 import json
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -251,13 +252,17 @@ def test_wrong_return_type_falls_back(value, message):
 
 
 def test_hanging_repr_times_out():
+    release = threading.Event()
+
     class Hang:
         def _ai_repr_(self):
-            time.sleep(30)
+            release.wait(30)
 
-    start = time.perf_counter()
-    text = ai_repr(Hang(), timeout=0.3)["text/plain"]
-    assert time.perf_counter() - start < 2
+    try:
+        text = ai_repr(Hang(), timeout=0.3)["text/plain"]
+        assert not release.is_set()  # it answered while the repr still hung
+    finally:
+        release.set()
     assert "Hang._ai_repr_ timed out after 0.3 s; falling back" in text
 
 
@@ -271,9 +276,9 @@ def test_a_hung_repr_is_not_started_again_while_it_still_runs():
             return {"text/plain": "finally"}
 
     assert "timed out after 0.2 s" in ai_repr(Stuck(), timeout=0.2)["text/plain"]
-    start = time.perf_counter()
-    text = ai_repr(Stuck(), timeout=0.2)["text/plain"]
-    assert time.perf_counter() - start < 0.2
+    text = ai_repr(Stuck(), timeout=0.2)[
+        "text/plain"
+    ]  # answers at once: benchmarks/bench_bounds.py
     assert "still running from an earlier request that timed out" in text
     assert calls == [1]
     time.sleep(1.5)  # once it has finished, it is called again
@@ -311,24 +316,22 @@ def test_hanging_plain_repr_is_bounded():
 
 
 async def test_async_api_keeps_the_loop_free():
-    ticks = 0
+    loop_ran = threading.Event()
 
     async def ticker():
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
+        await asyncio.sleep(0)
+        loop_ran.set()
 
-    class Slow:
+    class NeedsTheLoop:
         def _ai_repr_(self):
-            time.sleep(0.3)
-            return {"text/plain": "slow"}
+            # finishes only once the event loop has run something else meanwhile; with the
+            # repr on the loop itself, that cannot happen (it would wait out the 10 s)
+            return {"text/plain": "loop was free" if loop_ran.wait(10) else "loop was blocked"}
 
     task = asyncio.create_task(ticker())
-    data = await ai_repr_async(Slow())
-    task.cancel()
-    assert data == {"text/plain": "slow"}
-    assert ticks >= 10
+    data = await ai_repr_async(NeedsTheLoop())
+    await task
+    assert data == {"text/plain": "loop was free"}
     assert (await ai_repr_async(WithAsyncRepr()))["text/plain"] == "async repr for None"
 
 
@@ -353,13 +356,10 @@ def test_pandas_dataframe_small_and_big():
     assert "numeric columns (min, max, mean)" in text
 
     big = pd.DataFrame(np.random.default_rng(0).random((1_000_000, 18)))
-    start = time.perf_counter()
-    text = ai_repr(big)["text/plain"]
-    elapsed = time.perf_counter() - start
+    text = ai_repr(big)["text/plain"]  # its cost: benchmarks/bench_bounds.py
     assert "1,000,000 rows × 18 columns" in text
     assert "first 5 rows" in text
     assert "min, max, mean" not in text  # no statistics above the row threshold
-    assert elapsed < 0.5, elapsed
 
 
 def test_pandas_series():

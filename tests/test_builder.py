@@ -282,11 +282,10 @@ async def test_async_build_keeps_the_event_loop_responsive(executed_notebook):
     await task
     assert len(ctx.images) == 12
     gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
-    assert elapsed > 0.2  # real work happened
-    # Run on the loop, the build would leave one gap as long as itself and no ticks.
-    # The bounds leave room for a loaded CI machine (other processes also need the CPUs).
-    assert len(ticks) >= elapsed / 0.05  # the loop kept ticking all along
-    assert max(gaps) < min(0.5, elapsed / 3)
+    # Run on the loop, the build would leave one gap as long as itself and almost no ticks.
+    # Relative to the build's own duration, so a loaded CI machine does not matter.
+    assert len(ticks) >= 10  # the loop kept ticking all along
+    assert max(gaps) < elapsed / 3
 
 
 async def test_async_build_accepts_a_live_ynotebook_and_a_path(executed_notebook, tmp_path):

@@ -7,7 +7,6 @@ import hashlib
 import io
 import os
 import struct
-import time
 import tracemalloc
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -259,16 +258,13 @@ def test_png_header_declaring_400_mpx_is_rejected_before_decode():
     bomb = _bomb_png(20_000, 20_000)
     prepare_image(_figure(1, 1, 50), "image/png", POLICY)  # warm imports
     tracemalloc.start()
-    start = time.perf_counter()
     with pytest.raises(ImageRejected) as err:
         prepare_image(bomb, "image/png", POLICY)
-    elapsed = time.perf_counter() - start
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert "20000×20000" in err.value.reason and "400 Mpx" in err.value.reason
     assert "\n" not in err.value.reason
-    assert elapsed < 0.05  # microseconds of work; decoding 400 Mpx would take seconds
-    assert peak < 1_000_000  # nothing near 400 M pixels was allocated
+    assert peak < 1_000_000  # nothing near 400 M pixels was decoded (time: bench_bounds.py)
 
 
 @pytest.fixture(scope="module")
@@ -279,14 +275,12 @@ def png_100mpx() -> bytes:
 def test_real_100_mpx_image_is_rejected_by_the_pixel_cap_without_decoding(png_100mpx):
     assert image_size(png_100mpx) == (10_000, 10_000, "png")
     tracemalloc.start()
-    start = time.perf_counter()
     with pytest.raises(ImageRejected) as err:
         prepare_image(png_100mpx, "image/png", POLICY)
-    elapsed = time.perf_counter() - start
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert "100 Mpx" in err.value.reason and "64 Mpx" in err.value.reason
-    assert elapsed < 0.5 and peak < 5_000_000  # a full decode: ~1 s and 100 MB
+    assert peak < 5_000_000  # a full decode allocates 100 MB
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
@@ -364,16 +358,14 @@ def test_50_mb_base64_is_rejected_by_length_before_decoding():
     lines = [huge[i : i + 1_000_000] for i in range(0, len(huge), 1_000_000)]
     for value in (huge, lines):
         tracemalloc.start()
-        start = time.perf_counter()
         with pytest.raises(ImageRejected) as err:
             decode_base64(value, POLICY)  # the default policy
-        elapsed = time.perf_counter() - start
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         assert err.value.reason == (
             "image data too large: 50.0 MB of base64 (limit 27.0 MB); save a smaller figure"
         )
-        assert elapsed < 0.1 and peak < 1_000_000  # no join, no decode
+        assert peak < 1_000_000  # no join, no decode
 
 
 def test_oversized_raw_bytes_are_rejected_before_hashing(small_png):

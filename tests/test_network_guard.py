@@ -21,6 +21,18 @@ def test_a_non_loopback_connect_is_refused_and_reported() -> None:
     assert len(refused) == 1 and "192.0.2.1" in refused[0] and "test_network_guard" in refused[0]
 
 
+def test_a_datagram_may_pick_a_route_but_not_send_outside() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.connect(OUTSIDE)  # sends nothing (dask's get_ip does this)
+        assert network._take_refusals() == []
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+        pytest.raises(ConnectionRefusedError),
+    ):
+        udp.sendto(b"x", OUTSIDE)
+    assert len(network._take_refusals()) == 1
+
+
 def test_a_name_lookup_outside_is_refused_and_reported() -> None:
     with pytest.raises(socket.gaierror):
         socket.getaddrinfo("example.com", 443)

@@ -240,12 +240,12 @@ def test_billion_laughs_is_rejected_quickly():
         f"<!DOCTYPE svg [{entities}]>"
         '<svg xmlns="http://www.w3.org/2000/svg"><text>&lol9;</text></svg>'
     )
-    start = time.perf_counter()
+    # refused before any entity is expanded (the expansion would be 10^9 "lol"s; the cost of
+    # the refusal: benchmarks/bench_bounds.py)
     with pytest.raises(
         ImageRejected, match="inline DOCTYPE declarations and entities are not allowed"
     ):
         rasterize_svg(svg, POLICY)
-    assert time.perf_counter() - start < 0.5
 
 
 def test_matplotlib_style_doctype_without_internal_subset_is_fine(mpl_svg):
@@ -316,8 +316,8 @@ def test_render_timeout_kills_the_worker_and_the_next_render_works(mpl_svg):
 def test_worker_never_imports_modules_from_the_working_directory(mpl_svg, tmp_path, monkeypatch):
     from jupyter_ai_vision.media import svg as svg_module
 
-    svg_module._POOL.shutdown()  # fresh workers start in the new working directory
-    for name in ("struct", "resource", "vl_convert"):
+    svg_module.SANDBOX.shutdown()  # fresh workers start in the new working directory
+    for name in ("struct", "resource", "json", "vl_convert"):
         (tmp_path / f"{name}.py").write_text("raise SystemExit('shadowed module imported')\n")
     monkeypatch.chdir(tmp_path)
     assert image_size(rasterize_svg(mpl_svg, POLICY)) == (614, 460, "png")
@@ -326,13 +326,13 @@ def test_worker_never_imports_modules_from_the_working_directory(mpl_svg, tmp_pa
 def test_prewarm_starts_a_worker_in_the_background(mpl_svg):
     from jupyter_ai_vision.media import svg as svg_module
 
-    svg_module._POOL.shutdown()
-    assert svg_module._POOL._idle == []
+    svg_module.SANDBOX.shutdown()
+    assert svg_module.SANDBOX.idle_count() == 0
     svg_module.prewarm()
     deadline = time.monotonic() + 30
-    while not svg_module._POOL._idle and time.monotonic() < deadline:
+    while not svg_module.SANDBOX.idle_count() and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert len(svg_module._POOL._idle) == 1 and svg_module._POOL._idle[0].alive()
+    assert svg_module.SANDBOX.idle_count() == 1
     assert image_size(rasterize_svg(mpl_svg, POLICY)) == (614, 460, "png")
 
 
