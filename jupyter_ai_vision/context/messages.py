@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from jupyter_ai_vision.context.parts import ImagePart, Marker, Part, Provenance, TextPart
@@ -182,6 +182,41 @@ def with_flags(stub: Marker, flags: Sequence[str]) -> Marker:
         return stub
     extras = "".join(f"; {defuse(f)}" for f in flags)
     return Marker(stub.text[:-1] + extras + "]", stub.provenance)
+
+
+def captioned(ctx: VisionContext, captions: Mapping[str, str]) -> VisionContext:
+    """``ctx`` for a model that takes no images: each image replaced by its caption
+    (``[figure 2: cell 5, png, 640×480; caption: ...]``), or by a stub when it has none.
+
+    The caption came from a model that read the notebook's pixels: it is defused like
+    notebook text."""
+    from dataclasses import replace
+
+    parts: list[Part] = []
+    for part in ctx.parts:
+        if not isinstance(part, ImagePart):
+            parts.append(part)
+            continue
+        previous = parts[-1] if parts else None
+        marker = (
+            previous if isinstance(previous, Marker) and _is_marker_of(previous, part) else None
+        )
+        if marker is not None:
+            parts.pop()
+        caption = captions.get(part.sha256)
+        if caption and marker is not None:
+            parts.append(
+                Marker(marker.text[:-1] + f"; caption: {defuse(caption)}]", marker.provenance)
+            )
+        else:
+            size = (part.original_width, part.original_height)
+            reason = "the model does not accept images (no caption yet)"
+            parts.append(figure_stub(part.provenance, reason, size=size))
+    return replace(ctx, parts=parts, images_supported=False)
+
+
+def _is_marker_of(marker: Marker, image: ImagePart) -> bool:
+    return marker.text.startswith("[figure ") and marker.provenance == image.provenance
 
 
 def kernel_variable(name: str, type_name: Any, text: str) -> Marker:
