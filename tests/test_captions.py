@@ -97,7 +97,7 @@ async def test_a_caption_model_fault_is_one_line_and_the_figures_keep_their_stub
     assert "caption:" not in ctx.text
     # the two distinct figures keep a stub; the repeat already says which figure it repeats
     assert ctx.text.count("not sent: the model does not accept images (no caption yet)") == 2
-    assert "same image as cell 0" in ctx.text
+    assert "not sent: same image as cell 2" in ctx.text  # the one nearest the end is kept
 
 
 async def test_captions_not_ready_in_time_keep_the_stub_and_are_stored_later(
