@@ -43,10 +43,10 @@ for host in $hosts; do
 done
 
 lint_venv=$(venv_for "${hosts%% *}")
-lint_paths=(jupyter_ai_vision tests benchmarks examples hooks)
+lint_paths=(jupyter_ai_vision tests benchmarks hooks)
 echo "== ruff"
-"$lint_venv/bin/ruff" check "${lint_paths[@]}"
-"$lint_venv/bin/ruff" format --check "${lint_paths[@]}"
+"$lint_venv/bin/ruff" check "${lint_paths[@]}" examples
+"$lint_venv/bin/ruff" format --check "${lint_paths[@]}"  # examples/: notebooks keep their style
 
 if [[ $fast == 1 ]]; then
   venv=$(venv_for "${hosts%% *}")

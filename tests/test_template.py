@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,6 @@ from fixtures.jupyter_server import JupyterServer, start_jupyter_server, stop_ju
 from jupyter_ai_vision.testing import images_in, text_in
 
 pytestmark = [pytest.mark.jupyter_ai_2, pytest.mark.server]
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "openai/gpt-4o"
@@ -125,7 +121,7 @@ def assert_lint_clean(project: Path, *, formatted: bool = True) -> None:
     """The generated code passes ruff with this project's rules (a template users start from).
     Formatting depends on the answers (quotes, lengths): checked for the defaults only."""
     ruff = str(Path(sys.executable).with_name("ruff"))
-    rules = ["--isolated", "--line-length", "100", "--target-version", "py310"]
+    rules = ["--isolated", "--line-length", "100", "--target-version", "py311"]
     run(
         [ruff, "check", *rules, "--select", "E,F,W,I,B,UP,SIM", "."],
         env=dict(os.environ),
