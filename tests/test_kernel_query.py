@@ -367,8 +367,9 @@ async def test_see_request_token_budget_is_shared_too(kernel):
     nb = await notebook_from_cell(client, TEN_FIGURES.replace("range(10)", "range(2)"))
     # room for the two small figures (~85 + 170 tokens each for gpt-4o) and nothing as big
     # as @fig (400×300: one more tile set)
-    ctx = build_context(nb, model="openai/gpt-4o", policy=ImagePolicy(max_image_tokens=600))
-    left = RemainingBudget.after(ctx)
+    policy = ImagePolicy(max_image_tokens=600)
+    ctx = build_context(nb, model="openai/gpt-4o", policy=policy)
+    left = RemainingBudget.after(ctx, policy)
     assert left.count == 2 and left.tokens == ctx.image_tokens and left.limit == 600
     parts, notes = await fetch_from_kernel(km, ["fig"], budget=left)
     assert not any(isinstance(p, ImagePart) for p in parts)

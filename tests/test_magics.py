@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from jupyter_client.manager import start_new_kernel
 
+from jupyter_ai_vision.context import messages
 from jupyter_ai_vision.testing import images_in, text_in
 
 pytestmark = [pytest.mark.jupyter_ai_2, pytest.mark.kernel]
@@ -95,7 +96,10 @@ def test_at_name_sends_the_figure(kernel, model_server):
     assert _red_pixels(img) > 100  # the plotted line, decoded from what the model received
     text = text_in(body)
     assert "Describe @fig in one sentence." in text
-    assert "not instructions" in text
+    # the object is framed like notebook content: data, not instructions
+    assert messages.DATA_NOT_INSTRUCTIONS in text and messages.OPEN in text
+    assert text.index(messages.OPEN) < text.index('<kernel-variable name="fig"')
+    assert text.index('<kernel-variable name="fig"') < text.index(messages.CLOSE)
     assert KEY not in out["stdout"] + out["stderr"] + shown
 
 
@@ -189,3 +193,25 @@ def test_last_figure_from_a_cell_result(kernel, model_server):
     assert out["error"] is None, out["error"]
     (img,) = images_in(model_server.chat_requests()[-1])
     assert img.convert("RGB").getpixel((5, 5)) == (0, 255, 0)
+
+
+def test_many_figures_in_one_question_share_one_image_budget(kernel, model_server):
+    """Named figures and @figures count against the same per-request budget (10 images)."""
+    shown = kernel.run(
+        "import matplotlib.pyplot as plt\n"
+        "for i in range(12):\n"
+        "    globals()[f'f{i}'], _a = plt.subplots(figsize=(2, 2), dpi=30)\n"
+        "    _a.bar([0], [i + 1], color=f'C{i % 10}'); _a.set_title(f'figure {i}')\n"
+        "for i in range(9, 12):\n"
+        "    display(globals()[f'f{i}'])\n"  # the three remembered for @figures
+        "plt.close('all')\n"
+    )
+    assert shown["error"] is None, shown["error"]
+    names = " ".join(f"@f{i}" for i in range(9))  # 9 names + @figures: 10 references
+    out = kernel.run(ai(model_server, f"Compare {names} and @figures."))
+    assert out["error"] is None, out["error"]
+    body = model_server.chat_requests()[-1]
+    assert len(images_in(body)) == 10
+    budget_notes = [n for n in out["stderr"].splitlines() if "budget: 10 images per request" in n]
+    assert len(budget_notes) == 2 and all(n.startswith("@figures: image ") for n in budget_notes)
+    assert "budget: 10 images per request" in text_in(body)  # the model is told as well

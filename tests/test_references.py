@@ -157,3 +157,56 @@ def test_bad_image_bytes_become_a_note():
     parts, notes = resolve_in_namespace(["liar"], {"liar": Liar()})
     assert len(parts) == 1 and "[image of @liar: not sent:" in parts[0].text
     assert notes and notes[0].startswith("@liar: image not sent:")
+
+
+def _notebook_with_pngs(pngs: list[bytes]) -> dict:
+    import base64
+
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    cells = [
+        new_code_cell(
+            f"show({i})",
+            outputs=[
+                new_output("display_data", data={"image/png": base64.b64encode(png).decode()})
+            ],
+        )
+        for i, png in enumerate(pngs)
+    ]
+    return new_notebook(cells=cells)
+
+
+def test_references_continue_the_notebook_budget():
+    """What the notebook's figures used is what the @name objects no longer have."""
+    from jupyter_ai_vision.context.budget import RemainingBudget
+    from jupyter_ai_vision.context.builder import build_context
+
+    colours = ["red", "green", "blue", "yellow", "cyan", "magenta", "white", "black", "gray"]
+    policy = ImagePolicy(max_images=10)
+    ctx = build_context(_notebook_with_pngs([_png(40, 40, c) for c in colours]), policy=policy)
+    assert len(ctx.images) == 9
+    budget = RemainingBudget.after(ctx, policy)
+    assert (budget.count, budget.tokens) == (9, ctx.image_tokens)
+    ns = {
+        "again": Picture(40, 40, "red"),  # the same pixels as cell 0's figure
+        "new": Picture(30, 30, "orange"),
+        "one_too_many": Picture(20, 20, "purple"),
+    }
+    parts, notes = resolve_in_namespace(["again", "new", "one_too_many"], ns, budget=budget)
+    assert [p.caption for p in parts if isinstance(p, ImagePart)] == ["@new"]
+    texts = [p.text for p in parts if isinstance(p, TextPart)]
+    assert "[image of @again: not sent twice: the same image is already" in texts[0]
+    assert "budget: 10 images per request]" in texts[2]
+    # the user hears about what was lost, not about the duplicate
+    assert notes == ["@one_too_many: image 20×20, not sent: budget: 10 images per request"]
+    assert budget.count == 10
+
+
+def test_a_text_only_model_budget_sends_no_reference_image():
+    from jupyter_ai_vision.context.budget import RemainingBudget
+
+    budget = RemainingBudget.fresh(model="openai/gpt-3.5-turbo")
+    parts, notes = resolve_in_namespace(["p"], {"p": Picture(10, 10)}, budget=budget)
+    # the budget's model decides: images are not even asked of the repr
+    assert not any(isinstance(p, ImagePart) for p in parts) and notes == []
+    assert budget.count == 0

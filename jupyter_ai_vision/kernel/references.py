@@ -10,8 +10,10 @@ identifiers, never by ``eval``. Dunder segments (``@obj.__class__``) are rejecte
 - ``server.kernels.fetch_from_kernel`` — in the Jupyter server (``/see``): names -> parts, notes, via
   :mod:`jupyter_ai_vision.server.kernels`.
 
-Images from ``_ai_repr_`` bundles go through :func:`jupyter_ai_vision.media.raster.prepare_image`
-and the request's image budget, exactly like notebook raster.
+Images from ``_ai_repr_`` bundles go through :func:`jupyter_ai_vision.media.load.prepare_image`
+and the request's one image budget (:class:`~jupyter_ai_vision.context.budget.RemainingBudget`:
+after a notebook context, what the notebook's figures left), exactly like notebook raster;
+the text is a ``<kernel-variable>`` block written and defused by :mod:`context.messages`.
 """
 
 from __future__ import annotations
@@ -19,13 +21,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jupyter_ai_vision.context.parts import ImagePart, Part, Provenance, TextPart
+from jupyter_ai_vision.context import messages
+from jupyter_ai_vision.context.budget import ImagePolicy, RemainingBudget, image_part
+from jupyter_ai_vision.context.parts import ImagePart, Part, Provenance
 from jupyter_ai_vision.errors import ImageRejected, NameNotFound
 from jupyter_ai_vision.kernel.names import validate_name
 from jupyter_ai_vision.mimes import RASTER_MIMES, TEXT_MIMES, decode_base64
+
+if TYPE_CHECKING:
+    from jupyter_ai_vision.media.raster import ImageCache
 
 #: At most this many references are looked up per question.
 MAX_REFERENCES = 10
@@ -96,21 +102,6 @@ def walk(namespace: Mapping[str, Any], name: str) -> Any:
 # ------------------------------------------------------------------------ bundle -> parts
 
 
-@dataclass
-class _ImageBudget:
-    """Images across all references of one request: the policy's count and token caps."""
-
-    policy: Any
-    profile: Any
-    count: int = 0
-    tokens: int = 0
-    limit: int = 0
-    seen: set[str] = field(default_factory=set)
-
-    def __post_init__(self) -> None:
-        self.limit = self.profile.token_limit(self.policy)
-
-
 def _text_of(data: Mapping[str, Any]) -> str:
     for mime in TEXT_MIMES:
         if isinstance(data.get(mime), str):
@@ -122,36 +113,37 @@ def _text_of(data: Mapping[str, Any]) -> str:
 
 
 def entry_to_parts(
-    entry: Mapping[str, Any], budget: _ImageBudget, *, cache: Any = None
+    entry: Mapping[str, Any], budget: RemainingBudget, *, cache: ImageCache | None = None
 ) -> tuple[list[Part], list[str]]:
     """One fetched entry (``{"name", "type", "data", "notes"}`` or ``{"name", "error"}``)
-    -> a text part (marked as data) and at most one image part, plus notes."""
-    name = entry.get("name", "?")
+    -> a ``<kernel-variable>`` text part and at most one image part (recorded in
+    ``budget``), plus notes."""
+    name = str(entry.get("name", "?"))
     if "error" in entry:
         return [], [str(entry["error"])]
     data = entry.get("data") or {}
     notes = [f"@{name}: {n}" for n in entry.get("notes") or []]
-    prov = Provenance(kind="kernel-variable", mime=None)
     text = _text_of(data)
-    parts: list[Part] = []
     image, image_note = _image_part(name, data, budget, cache)
     if image_note:
         text += f"\n[image of @{name}: {image_note}]"
-        notes.append(f"@{name}: image {image_note}")
-    header = f'<kernel-variable name="{name}" type="{entry.get("type", "?")}">'
-    parts.append(TextPart(f"{header}\n{text}\n</kernel-variable>", provenance=prov))
+        if image_note != _DUPLICATE:  # the model is told; the user has lost nothing
+            notes.append(f"@{name}: image {image_note}")
+    parts: list[Part] = [messages.kernel_variable(name, entry.get("type", "?"), text)]
     if image is not None:
         parts.append(image)
     return parts, notes
 
 
+_DUPLICATE = "not sent twice: the same image is already in this request or conversation"
+
+
 def _image_part(
-    name: str, data: Mapping[str, Any], budget: _ImageBudget, cache: Any
+    name: str, data: Mapping[str, Any], budget: RemainingBudget, cache: ImageCache | None
 ) -> tuple[ImagePart | None, str | None]:
     mime = next((m for m in IMAGE_MIMES if isinstance(data.get(m), str)), None)
     if mime is None:
         return None, None
-    from jupyter_ai_vision.context import budget as budget_mod
     from jupyter_ai_vision.media.load import prepare_image
 
     if budget.profile.supports_images is False:
@@ -162,38 +154,18 @@ def _image_part(
     except ImageRejected as exc:
         return None, f"not sent: {exc.reason}"
     if prepared.sha256 in budget.seen:
-        return None, None
-    tokens = budget_mod.estimate_image_tokens(budget.profile, prepared.width, prepared.height)
-    size = f"{prepared.original_width}×{prepared.original_height}"
-    if budget.count >= budget.policy.max_images:
-        return None, f"{size}, not sent: budget: {budget.policy.max_images} images per request"
-    if budget.tokens + tokens > budget.limit:
-        return None, f"{size}, not sent: budget: {budget.limit} image tokens per request"
-    budget.count += 1
-    budget.tokens += tokens
-    budget.seen.add(prepared.sha256)
-    part = ImagePart(
-        data=prepared.data,
-        mime=prepared.mime,
-        width=prepared.width,
-        height=prepared.height,
-        original_width=prepared.original_width,
-        original_height=prepared.original_height,
-        original_bytes=prepared.original_bytes,
-        tokens=tokens,
-        sha256=prepared.sha256,
+        return None, _DUPLICATE
+    part = image_part(
+        prepared,
+        profile=budget.profile,
         provenance=Provenance(kind="kernel-variable", mime=mime),
         caption=f"@{name}",
     )
+    refused = budget.refuse(part.tokens)
+    if refused:
+        return None, f"{prepared.original_width}×{prepared.original_height}, not sent: {refused}"
+    budget.take(part.tokens, part.sha256)
     return part, None
-
-
-def _make_budget(policy: Any, model: str | None, supports_images: bool | None) -> _ImageBudget:
-    from jupyter_ai_vision.context.budget import ImagePolicy, model_profile
-
-    return _ImageBudget(
-        policy or ImagePolicy(), model_profile(model, supports_images=supports_images)
-    )
 
 
 def request_mimetypes(supports_images: bool | None) -> list[str]:
@@ -205,13 +177,20 @@ def request_mimetypes(supports_images: bool | None) -> list[str]:
 def entries_to_parts(
     entries: Sequence[Mapping[str, Any]],
     *,
-    policy: Any = None,
+    budget: RemainingBudget | None = None,
+    policy: ImagePolicy | None = None,
     model: str | None = None,
     supports_images: bool | None = None,
-    cache: Any = None,
+    cache: ImageCache | None = None,
 ) -> tuple[list[Part], list[str]]:
-    """Fetched entries -> parts and notes, images within one shared budget."""
-    budget = _make_budget(policy, model, supports_images)
+    """Fetched entries -> parts and notes, their images within the request's budget.
+
+    ``budget`` is what the request has left (``RemainingBudget.after(ctx)`` after a notebook
+    context) and is continued: call again with the same object for more entries of the same
+    request. Without one, a fresh budget from ``policy`` / ``model`` / ``supports_images``.
+    """
+    if budget is None:
+        budget = RemainingBudget.fresh(policy, model=model, supports_images=supports_images)
     parts: list[Part] = []
     notes: list[str] = []
     for entry in entries:
@@ -228,10 +207,11 @@ def resolve_in_namespace(
     names: Sequence[str],
     namespace: Mapping[str, Any],
     *,
-    policy: Any = None,
+    budget: RemainingBudget | None = None,
+    policy: ImagePolicy | None = None,
     model: str | None = None,
     supports_images: bool | None = None,
-    cache: Any = None,
+    cache: ImageCache | None = None,
     max_chars: int = DEFAULT_MAX_CHARS,
     timeout: float = 5.0,
     **repr_kwargs: Any,
@@ -239,20 +219,21 @@ def resolve_in_namespace(
     """Resolve ``names`` in ``namespace`` (e.g. IPython's ``user_ns``) for ``%%ai``.
 
     Returns ``(parts, notes)``: a ``kernel-variable`` text part per name (plus an image part
-    when the representation has one and the budget allows), and one-line notes for names
-    that are invalid, undefined, or whose repr fell back. Extra kwargs go to the reprs.
+    when the representation has one and ``budget`` allows: see :func:`entries_to_parts`),
+    and one-line notes for names that are invalid, undefined, or whose repr fell back. Extra
+    kwargs go to the reprs.
     """
+    if budget is None:
+        budget = RemainingBudget.fresh(policy, model=model, supports_images=supports_images)
     entries = fetch_entries(
         names,
         namespace,
-        mimetypes=request_mimetypes(supports_images),
+        mimetypes=request_mimetypes(budget.profile.supports_images),
         max_chars=max_chars,
         timeout=timeout,
         **repr_kwargs,
     )
-    return entries_to_parts(
-        entries, policy=policy, model=model, supports_images=supports_images, cache=cache
-    )
+    return entries_to_parts(entries, budget=budget, cache=cache)
 
 
 def fetch_entries(

@@ -23,13 +23,20 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import json
 import weakref
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
+from jupyter_ai_vision.context import messages
+from jupyter_ai_vision.context.budget import ImagePolicy, RemainingBudget
 from jupyter_ai_vision.errors import KernelBusy, KernelDead, KernelQueryError
 from jupyter_ai_vision.kernel.names import validate_name
+
+if TYPE_CHECKING:
+    from jupyter_ai_vision.context.parts import Part, VisionContext
+    from jupyter_ai_vision.media.raster import ImageCache
 
 FETCH_EXPRESSION = (
     "__import__('jupyter_ai_vision.ai_repr.kernel_side', fromlist=['fetch'])"
@@ -257,21 +264,26 @@ async def fetch_from_kernel(
     names: Sequence[str],
     *,
     timeout: float = 10.0,
-    policy: Any = None,
+    budget: RemainingBudget | None = None,
+    policy: ImagePolicy | None = None,
     model: str | None = None,
     supports_images: bool | None = None,
-    cache: Any = None,
+    cache: ImageCache | None = None,
     max_chars: int = 8_000,
-) -> tuple[list[Any], list[str]]:
-    """For ``/see``: the parts for ``names`` from a running kernel, and one-line notes.
+) -> tuple[list[Part], list[str]]:
+    """The parts for ``names`` from a running kernel, and one-line notes.
 
     ``kernel`` is a kernel manager (``jupyter_server``'s ``kernel_manager.get_kernel(id)``,
-    any ``AsyncKernelManager``) or an ``AsyncKernelClient``. A busy or dead kernel, or a
+    any ``AsyncKernelManager``) or an ``AsyncKernelClient``. Images count against ``budget``
+    (continued: what the request has left, e.g. ``RemainingBudget.after(ctx)``), else a fresh
+    budget from ``policy`` / ``model`` / ``supports_images``. A busy or dead kernel, or a
     kernel without jupyter-ai-vision installed, gives a note (and, for the latter, ``repr``
     text); it never raises for those. Image work runs in a worker thread.
     """
     from jupyter_ai_vision.kernel import references
 
+    if budget is None:
+        budget = RemainingBudget.fresh(policy, model=model, supports_images=supports_images)
     notes: list[str] = []
     valid: list[str] = []
     for name in names:
@@ -284,18 +296,77 @@ async def fetch_from_kernel(
             kernel,
             valid[: references.MAX_REFERENCES],
             timeout=timeout,
-            mimetypes=references.request_mimetypes(supports_images),
+            mimetypes=references.request_mimetypes(budget.profile.supports_images),
             max_chars=max_chars,
         )
     except KernelQueryError as exc:
         return [], [*notes, str(exc)]
     notes.extend(more)
     parts, more = await asyncio.to_thread(
-        references.entries_to_parts,
-        entries,
-        policy=policy,
-        model=model,
-        supports_images=supports_images,
-        cache=cache,
+        references.entries_to_parts, entries, budget=budget, cache=cache
     )
     return parts, notes + more
+
+
+async def add_kernel_references(
+    ctx: VisionContext,
+    kernel: Any,
+    names: Sequence[str],
+    *,
+    timeout: float = 10.0,
+    cache: ImageCache | None = None,
+    max_chars: int = 8_000,
+) -> list[str]:
+    """``@names`` from ``kernel`` into a built notebook context (``/see``, the persona).
+
+    Their images get what the notebook's figures left of the request's budget (count,
+    tokens, and no image twice), and their parts go inside the context's notebook-content
+    markers, defused like the notebook. Returns the one-line notes; never raises for a
+    busy, dead or package-less kernel.
+    """
+    parts, notes = await fetch_from_kernel(
+        kernel,
+        names,
+        timeout=timeout,
+        budget=RemainingBudget.after(ctx),
+        cache=cache,
+        max_chars=max_chars,
+    )
+    messages.add_inside(ctx, parts)
+    return notes
+
+
+async def kernel_for_path(settings: Mapping[str, Any] | None, path: str) -> Any:
+    """The kernel manager of the running session for notebook ``path`` (None: none runs)."""
+    from jupyter_core.utils import ensure_async
+
+    settings = settings or {}
+    sessions = settings.get("session_manager")
+    kernels = settings.get("kernel_manager")
+    if sessions is None or kernels is None:
+        return None
+    for session in await ensure_async(sessions.list_sessions()):
+        if (session.get("path") or session.get("notebook", {}).get("path")) == path:
+            kernel_id = session.get("kernel", {}).get("id")
+            if kernel_id and kernel_id in kernels:
+                return kernels.get_kernel(kernel_id)
+    return None
+
+
+@contextlib.asynccontextmanager
+async def shell_client(kernel: Any, *, what: str = "") -> AsyncIterator[Any]:
+    """A client for one request to ``kernel`` (a kernel manager or a client): a fresh shell
+    channel with its own session identity, or the caller's client under its lock. Raises
+    :class:`KernelDead` when the kernel is not running."""
+    if _is_client(kernel):
+        async with _client_locks.setdefault(kernel, asyncio.Lock()):
+            yield kernel
+        return
+    if not await _alive(kernel):
+        raise KernelDead(_dead_message(what))
+    client = kernel.client(session=_fresh_session(kernel))
+    client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
+    try:
+        yield client
+    finally:
+        client.stop_channels()
