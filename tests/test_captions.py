@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 
 import nbformat
 import pytest
@@ -139,3 +140,35 @@ def test_the_store_is_bounded(tmp_path):
         "sha1": "caption 1",
         "sha2": "caption 2",
     }
+
+
+def test_inspect_shows_the_captions_a_text_only_model_gets(
+    model_server, tmp_path, monkeypatch, capsys
+):
+    from jupyter_ai_vision.cli import main
+
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(captions, "_store", None)  # the default store, under that data dir
+    model_server.set_reply(_reply_with_colour)
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nbformat.from_dict(_notebook()), path)
+    args = [
+        "inspect",
+        str(path),
+        "--model",
+        "ollama/codellama",
+        "--no-images",
+        "--caption-model",
+        "openai/gpt-4o-mini",
+        "--caption-api-base",
+        model_server.url,
+    ]
+    assert main([*args, "--text"]) == 0
+    out = capsys.readouterr().out
+    assert "Captions for the text-only model (2)" in out
+    assert "caption: A plain red square." in out and "caption: A plain blue square." in out
+    assert (tmp_path / "data" / "jupyter_ai_vision" / "captions.sqlite").is_file()
+    assert main([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert sorted(report["captions"].values()) == ["A plain blue square.", "A plain red square."]
+    assert len(model_server.chat_requests()) == 2  # the second run used the stored captions

@@ -10,6 +10,12 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jupyter_ai_vision.context.parts import Provenance, SkippedItem
+
+if TYPE_CHECKING:
+    from jupyter_ai_vision.context.parts import VisionContext
 
 PROG = "jupyter-ai-vision"
 
@@ -45,6 +51,15 @@ def _parser() -> argparse.ArgumentParser:
         const=False,
         help="treat the model as text-only (figures become text stubs)",
     )
+    inspect.add_argument(
+        "--caption-model",
+        metavar="MODEL",
+        help="LiteLLM vision model that captions each figure for a text-only --model "
+        "(e.g. ollama/llava, openai/gpt-4o-mini); its key comes from LiteLLM's usual variables",
+    )
+    inspect.add_argument(
+        "--caption-api-base", metavar="URL", help="api_base of the caption model (e.g. Ollama)"
+    )
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
     inspect.add_argument(
         "--html", metavar="OUT", type=Path, help="write a self-contained HTML report"
@@ -71,6 +86,8 @@ def _inspect(args: argparse.Namespace) -> int:
         ctx = build_context(
             args.notebook, focus=focus, model=args.model, supports_images=args.supports_images
         )
+        if args.caption_model and not ctx.images_supported:
+            ctx = _captioned(args, focus)
     except NotebookError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -92,6 +109,28 @@ def _inspect(args: argparse.Namespace) -> int:
         if args.html is not None:
             print(f"HTML report: {args.html}")
     return 0
+
+
+def _captioned(args: argparse.Namespace, focus: int | str | None) -> VisionContext:
+    """The context a text-only model gets when a caption model describes the figures."""
+    import asyncio
+    from dataclasses import replace
+
+    from jupyter_ai_vision.context.builder import build_context
+    from jupyter_ai_vision.llm.captions import CaptionSettings, captioned_context
+
+    seen_by_captioner = build_context(
+        args.notebook, focus=focus, model=args.caption_model, supports_images=True
+    )
+    settings = CaptionSettings(model=args.caption_model, api_base=args.caption_api_base)
+    ctx, report = asyncio.run(captioned_context(seen_by_captioner, settings))
+    notes = []
+    if report.pending:
+        notes.append(f"{report.pending} captions not ready in time (figures left as stubs)")
+    if report.error:
+        notes.append(report.error)
+    skipped = ctx.skipped + [SkippedItem(Provenance(kind="note"), n) for n in notes]
+    return replace(ctx, model=args.model, skipped=skipped, captions=report.captions)
 
 
 def format_summary(ctx: object) -> str:
@@ -122,6 +161,11 @@ def format_summary(ctx: object) -> str:
             else:
                 outcome = f"described as text: {render.outcome}"
             lines.append(f"  - {prov.label():<24} {prov.kind:<11} {outcome}")
+    if ctx.captions:
+        lines.append(f"\nCaptions for the text-only model ({len(ctx.captions)}):")
+        lines.extend(f"  - {sha[:12]}: {caption}" for sha, caption in ctx.captions.items())
+    if ctx.stale_figures:
+        lines.append(f"\nStale figures (cell edited after it ran): {ctx.stale_figures}")
     lines.append(f"\nLeft out ({len(ctx.skipped)}):")
     for item in ctx.skipped:
         lines.append(f"  - {item.provenance.label():<24} {item.provenance.kind:<11} {item.reason}")

@@ -212,7 +212,8 @@ def captioned(ctx: VisionContext, captions: Mapping[str, str]) -> VisionContext:
             size = (part.original_width, part.original_height)
             reason = "the model does not accept images (no caption yet)"
             parts.append(figure_stub(part.provenance, reason, size=size))
-    return replace(ctx, parts=parts, images_supported=False)
+    used = {s: c for s, c in captions.items() if any(s == i.sha256 for i in ctx.images)}
+    return replace(ctx, parts=parts, images_supported=False, captions=used)
 
 
 def _is_marker_of(marker: Marker, image: ImagePart) -> bool:

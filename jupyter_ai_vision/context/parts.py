@@ -137,6 +137,7 @@ class VisionContext:
     focus_cell_index: int | None = None
     renders: list[ChartRender] = field(default_factory=list)  # interactive charts drawn
     stale_figures: int = 0  # figures whose cell was edited after they were produced
+    captions: dict[str, str] = field(default_factory=dict)  # sha256 -> caption (text-only model)
 
     @property
     def images(self) -> list[ImagePart]:
@@ -243,6 +244,7 @@ class VisionContext:
                 }
                 for r in self.renders
             ],
+            "captions": dict(self.captions),
             "totals": {
                 "stale_figures": self.stale_figures,
                 "images": len(self.images),
