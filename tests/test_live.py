@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,8 @@ def test_safe_path_stays_inside_the_root(tmp_path: Path) -> None:
     for bad in ("../outside.ipynb", "/etc/x.ipynb", "~/x.ipynb", "ok/../../x.ipynb", "C:\\x.ipynb"):
         with pytest.raises(live.NotebookNotFound, match="relative to the Jupyter root"):
             live.safe_path(bad, str(tmp_path))
-    with pytest.raises(live.NotebookNotFound, match="outside the Jupyter root"):
+    # a symlink out of the root: refused by where it really points (paths.confine)
+    with pytest.raises(live.NotebookNotFound, match="'link.ipynb' points outside the server root"):
         live.safe_path("link.ipynb", str(tmp_path))
 
 
@@ -84,6 +86,28 @@ def test_live_state_round_trips_through_an_update(executed_notebook: Any) -> Non
 async def test_disk_read_needs_an_existing_notebook(tmp_path: Path) -> None:
     with pytest.raises(live.NotebookNotFound, match="Notebook not found: nope.ipynb"):
         await live.read_disk(None, "nope.ipynb", str(tmp_path))
+    (tmp_path / "folder.ipynb").mkdir()  # not a regular file
+    with pytest.raises(live.NotebookNotFound, match="Notebook not found: folder.ipynb"):
+        await live.read_disk(None, "folder.ipynb", str(tmp_path))
+
+
+async def test_disk_read_runs_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a.ipynb").write_text(
+        '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+    )
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+    original = live._read_file
+
+    def spy(root_dir: str, path: str) -> dict[str, Any]:
+        seen.append(threading.get_ident())
+        return original(root_dir, path)
+
+    monkeypatch.setattr(live, "_read_file", spy)  # the real reader, watched
+    nb = await live.read_disk(None, "a.ipynb", str(tmp_path))
+    assert nb["cells"] == [] and seen and seen[0] != loop_thread
 
 
 async def test_no_notebook_anywhere_raises_one_line() -> None:

@@ -11,6 +11,7 @@ Everything here is read-only: the live document is read through a forked copy.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import Mapping
@@ -23,7 +24,9 @@ from jupyter_ai_vision.errors import (
     NoNotebookOpen,
     NotebookNotFound,
     NotebookUnreadable,
+    UnsafePath,
 )
+from jupyter_ai_vision.paths import confine, relative_posix
 
 GLOBAL_AWARENESS = "JupyterLab:globalAwareness"
 _NOTEBOOK_ROOM = "json:notebook:"
@@ -154,23 +157,14 @@ def split_path(question: str) -> tuple[str | None, str]:
 
 
 def safe_path(path: str, root_dir: str) -> str:
-    """Server-relative path inside ``root_dir``, or NotebookNotFound (no escapes, no ~)."""
-    candidate = path.strip().replace("\\", "/")
-    if (
-        not candidate
-        or candidate.startswith(("/", "~"))
-        or re.match(r"^[a-zA-Z]:", candidate)
-        or "\x00" in candidate
-        or any(part == ".." for part in candidate.split("/"))
-    ):
+    """Server-relative POSIX path of ``path`` inside ``root_dir`` (:func:`paths.confine`'s
+    rules), or :class:`NotebookNotFound` saying why."""
+    try:
+        return relative_posix(root_dir, confine(root_dir, path))
+    except UnsafePath as exc:
         raise NotebookNotFound(
-            f"Cannot read {path!r}: give a notebook path relative to the Jupyter root."
-        )
-    root = os.path.realpath(root_dir)
-    full = os.path.realpath(os.path.join(root, candidate))
-    if os.path.commonpath([root, full]) != root:
-        raise NotebookNotFound(f"Cannot read {path!r}: it is outside the Jupyter root.")
-    return PurePosixPath(os.path.relpath(full, root).replace(os.sep, "/")).as_posix()
+            f"Cannot read {exc}; give a notebook path relative to the Jupyter root."
+        ) from None
 
 
 # ----- reading ---------------------------------------------------------------------------
@@ -216,16 +210,8 @@ async def read_disk(settings: Mapping[str, Any] | None, path: str, root_dir: str
     from jupyter_core.utils import ensure_async
 
     cm = (settings or {}).get("contents_manager")
-    if cm is None:  # outside a server (CLI, tests): read the file directly
-        import nbformat
-
-        full = os.path.join(root_dir, path)
-        if not os.path.isfile(full):
-            raise NotebookNotFound(f"Notebook not found: {path}.")
-        try:
-            return dict(nbformat.read(full, as_version=4))
-        except Exception as e:
-            raise NotebookUnreadable(_unreadable(path, e)) from e
+    if cm is None:  # outside a server (CLI, tests): read the file directly, off the loop
+        return await asyncio.to_thread(_read_file, root_dir, path)
     try:
         exists = await ensure_async(cm.file_exists(path))
     except Exception:
@@ -237,6 +223,19 @@ async def read_disk(settings: Mapping[str, Any] | None, path: str, root_dir: str
     except Exception as e:  # unreadable / not JSON / not a notebook
         raise NotebookUnreadable(_unreadable(path, e)) from e
     return dict(model["content"])
+
+
+def _read_file(root_dir: str, path: str) -> dict[str, Any]:
+    import nbformat
+
+    try:
+        full = confine(root_dir, path, must_exist=True)
+    except UnsafePath:
+        raise NotebookNotFound(f"Notebook not found: {path}.") from None
+    try:
+        return dict(nbformat.read(full, as_version=4))
+    except Exception as e:
+        raise NotebookUnreadable(_unreadable(path, e)) from e
 
 
 def _unreadable(path: str, exc: BaseException) -> str:
@@ -328,8 +327,6 @@ async def resolve(
 async def _match_selection(
     settings: Mapping[str, Any] | None, opened: dict[str, Any], selection: str
 ) -> str | None:
-    import asyncio
-
     for path in sorted(opened):
         update = await read_live(settings, path)
         if update is not None:
