@@ -523,18 +523,19 @@ class _ImageRun:
         from jupyter_ai_vision.media import charts
 
         prov = p.candidate.provenance
-        with self._charts_lock:
-            self._charts_started += 1
-            over = self._charts_started > self.policy.max_chart_renders
-        if over:
-            reason = (
-                f"chart not drawn: over the limit of {self.policy.max_chart_renders} interactive "
-                "charts per request (described as text)"
-            )
-            self.renders.append(ChartRender(prov, None, reason))
-            raise ImageRejected(reason)
         render = charts.render_plotly if p.candidate.source == "plotly" else charts.render_bokeh
         try:
+            charts.vet(p.candidate.source, p.candidate.payload)  # refusals do not count
+            with self._charts_lock:
+                self._charts_started += 1
+                over = self._charts_started > self.policy.max_chart_renders
+            if over:
+                reason = (
+                    f"chart not drawn: over the limit of {self.policy.max_chart_renders} "
+                    "interactive charts per request (described as text)"
+                )
+                self.renders.append(ChartRender(prov, None, reason))
+                raise ImageRejected(reason)
             drawn = render(p.candidate.payload, timeout=self.policy.chart_timeout)
         except charts.ChartRefused as exc:  # the chart itself: the same answer next time
             self.renders.append(ChartRender(prov, None, one_line(str(exc))))

@@ -12,6 +12,7 @@ raises :class:`ChartsStarting` (the caller sends the text summary instead).
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -39,6 +40,7 @@ __all__ = [
     "shutdown",
     "start",
     "unavailable_reason",
+    "vet",
 ]
 
 #: Seconds one chart may take, the browser's start included when it is not running yet.
@@ -83,6 +85,16 @@ def shutdown() -> None:
         renderer = _renderer
     if renderer is not None:
         renderer.close()
+
+
+def vet(source: str, payload: Any) -> None:
+    """Raise :class:`ChartRefused` for a chart that is never drawn (no browser involved)."""
+    if source == "plotly":
+        sanitize_figure(payload)
+    else:
+        from jupyter_ai_vision.media.charts import bokeh
+
+        bokeh.sanitize(payload)
 
 
 def render_plotly(
@@ -247,7 +259,31 @@ async def _bokeh_screenshot(session: Any, js_dir: Any, doc: Any) -> bytes:
             "captureBeyondViewport": True,
         },
     )
-    return base64.b64decode(shot["data"])
+    return _trim_background(base64.b64decode(shot["data"]))
+
+
+def _trim_background(png: bytes) -> bytes:
+    """The screenshot without the page's blank margins (a layout may stretch its box to the
+    viewport's width while drawing far less)."""
+    from PIL import Image, ImageChops
+
+    with Image.open(io.BytesIO(png)) as shot:
+        rgb = shot.convert("RGB")
+    blank = Image.new("RGB", rgb.size, rgb.getpixel((rgb.width - 1, rgb.height - 1)))
+    box = ImageChops.difference(rgb, blank).getbbox()
+    if box is None or (box[2] - box[0]) * (box[3] - box[1]) > 0.8 * rgb.width * rgb.height:
+        return png  # blank, or margins too small to matter: the plot exactly as drawn
+    left, top, right, bottom = box
+    pad = 4
+    box = (
+        max(0, left - pad),
+        max(0, top - pad),
+        min(rgb.width, right + pad),
+        min(rgb.height, bottom + pad),
+    )
+    out = io.BytesIO()
+    rgb.crop(box).save(out, "PNG", compress_level=3)
+    return out.getvalue()
 
 
 async def _command(tab: Any, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -240,6 +240,7 @@ class _Session:
         self.tmp = Path(tempfile.mkdtemp(prefix="jupyter-ai-vision-charts-"))
         self.pgid: int | None = None
         self.extra: dict[str, Any] = {}  # per-session state of other chart kinds (Bokeh tab)
+        self.memory_exceeded = False  # set by the watchdog when it killed the browser
 
     def launch(self) -> None:
         self.thread = threading.Thread(
@@ -300,35 +301,38 @@ class _Session:
             return future.result(timeout=remaining)
         except concurrent.futures.TimeoutError:
             future.cancel()
+            if self.memory_exceeded:
+                raise _Broken(self._memory_message(what)) from None
             raise _Broken(f"{what} not rendered: it took longer than {remaining:.3g} s") from None
 
     async def _guarded(self, job: Callable[[Any], Awaitable[T]], what: str) -> T:
         """The job, with a memory watchdog; a dead browser becomes :class:`_Broken`."""
-        over = asyncio.Event()
-        watchdog = asyncio.ensure_future(self._watch_memory(over))
+        watchdog = asyncio.ensure_future(self._watch_memory())
         try:
             return await job(self)
-        except RenderError:
-            raise
         except Exception as exc:
-            if over.is_set():
-                cap = self.owner.memory_bytes // 1_000_000
-                raise _Broken(f"{what} not rendered: it needed more than {cap} MB") from None
+            if self.memory_exceeded:
+                raise _Broken(self._memory_message(what)) from None
+            if isinstance(exc, RenderError):
+                raise
             if self._process_dead():
                 raise _Broken(f"{what} not rendered: the chart browser crashed") from None
             raise RenderError(f"{what} not rendered: {first_line(exc)}") from None
         finally:
             watchdog.cancel()
 
-    async def _watch_memory(self, over: asyncio.Event) -> None:
+    def _memory_message(self, what: str) -> str:
+        return f"{what} not rendered: it needed more than {self.owner.memory_bytes // 1_000_000} MB"
+
+    async def _watch_memory(self) -> None:
         if self.pgid is None or not sys.platform.startswith("linux"):
             return
-        while True:
-            await asyncio.sleep(0.1)
+        while True:  # checked at once (most renders take ~30 ms), then every 0.1 s
             if _group_rss(self.pgid) > self.owner.memory_bytes:
-                over.set()
-                self.kill()
+                self.memory_exceeded = True
+                self.kill_browser()
                 return
+            await asyncio.sleep(0.1)
 
     def _process_dead(self) -> bool:
         proc = getattr(self.kaleido, "subprocess", None)
@@ -344,6 +348,16 @@ class _Session:
 
     def kill(self) -> None:
         """Kill the browser's whole process group and stop the loop (idempotent)."""
+        self.kill_browser()
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(loop.stop)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def kill_browser(self) -> None:
+        """Kill the browser's process group; the loop keeps running (the job in flight then
+        fails at once and says why)."""
         if self.pgid is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pgid, signal.SIGKILL)
@@ -351,11 +365,6 @@ class _Session:
         if proc is not None:
             with contextlib.suppress(Exception):
                 proc.wait(timeout=5)
-        loop = self.loop
-        if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(loop.stop)
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 #: A tab is reloaded (fresh page state) after this many renders, and after any failed one.

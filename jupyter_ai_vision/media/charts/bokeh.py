@@ -33,6 +33,10 @@ MAX_DOC_CHARS = 20_000_000
 MAX_DEPTH = 200
 _DOCS = re.compile(r"(?:const|var|let)\s+docs_json\s*=\s*")
 _ITEMS = re.compile(r"(?:const|var|let)\s+render_items\s*=\s*")
+_BY_ID = re.compile(r"docs_json\s*=\s*document\.getElementById\(['\"]([\w-]{1,100})['\"]\)")
+_JSON_SCRIPT = re.compile(
+    r'<script type="application/json" id="([\w-]{1,100})">(.*?)</script>', re.DOTALL
+)
 _CSS_LOAD = re.compile(r"url\s*\(|image-set\s*\(|@import", re.IGNORECASE)
 #: Model names that run code or load a resource when drawn.
 _REFUSED = re.compile(
@@ -60,6 +64,8 @@ def find_document(text: str) -> BokehDoc | None:
     if not isinstance(text, str) or len(text) > MAX_DOC_CHARS or "docs_json" not in text:
         return None
     docs = _literal(text, _DOCS)
+    if docs is None:  # a standalone page: docs_json = document.getElementById(ID).textContent
+        docs = _json_script(text)
     items = _literal(text, _ITEMS)
     if isinstance(docs, str):  # some Bokeh versions embed the JSON as a string literal
         try:
@@ -114,6 +120,20 @@ def _literal(text: str, prefix: re.Pattern[str]) -> Any:
     except ValueError:
         return None
     return value
+
+
+def _json_script(text: str) -> Any:
+    """The JSON in ``<script type="application/json" id=ID>`` named by ``getElementById(ID)``."""
+    ref = _BY_ID.search(text)
+    if ref is None:
+        return None
+    for match in _JSON_SCRIPT.finditer(text):
+        if match.group(1) == ref.group(1):
+            try:
+                return json.loads(match.group(2))
+            except ValueError:
+                return None
+    return None
 
 
 def bokehjs_dir() -> Path | None:
