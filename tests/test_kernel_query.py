@@ -369,7 +369,7 @@ async def test_see_request_token_budget_is_shared_too(kernel):
     # as @fig (400×300: one more tile set)
     policy = ImagePolicy(max_image_tokens=600)
     ctx = build_context(nb, model="openai/gpt-4o", policy=policy)
-    left = RemainingBudget.after(ctx, policy)
+    left = RemainingBudget.after(ctx)
     assert left.count == 2 and left.tokens == ctx.image_tokens and left.limit == 600
     parts, notes = await fetch_from_kernel(km, ["fig"], budget=left)
     assert not any(isinstance(p, ImagePart) for p in parts)

@@ -185,7 +185,7 @@ def test_references_continue_the_notebook_budget():
     policy = ImagePolicy(max_images=10)
     ctx = build_context(_notebook_with_pngs([_png(40, 40, c) for c in colours]), policy=policy)
     assert len(ctx.images) == 9
-    budget = RemainingBudget.after(ctx, policy)
+    budget = RemainingBudget.after(ctx)
     assert (budget.count, budget.tokens) == (9, ctx.image_tokens)
     ns = {
         "again": Picture(40, 40, "red"),  # the same pixels as cell 0's figure

@@ -265,23 +265,21 @@ class RemainingBudget:
         return cls(policy or ImagePolicy(), model_profile(model, supports_images=supports_images))
 
     @classmethod
-    def after(cls, ctx: VisionContext, policy: ImagePolicy | None = None) -> RemainingBudget:
-        """What ``ctx`` (a built notebook context) leaves for the rest of its request.
-
-        The policy and model profile are the ones ``ctx`` was built with (recorded by the
-        builder); ``policy`` is for a context that does not carry one."""
-        policy = getattr(ctx, "policy", None) or policy or ImagePolicy()
-        profile = getattr(ctx, "profile", None) or model_profile(
+    def after(cls, ctx: VisionContext) -> RemainingBudget:
+        """What ``ctx`` (a built notebook context) leaves for the rest of its request: the
+        builder records the policy and model profile it chose the figures under (a context
+        made by hand gets the defaults for its model)."""
+        policy = ctx.policy or ImagePolicy()
+        profile = ctx.profile or model_profile(
             ctx.model, supports_images=None if ctx.images_supported else False
         )
-        excluded = getattr(ctx, "exclude_sha256", None) or ()
         images = ctx.images
         return cls(
             policy,
             profile,
             count=len(images),
             tokens=sum(i.tokens for i in images),
-            seen={i.sha256 for i in images} | set(excluded),
+            seen={i.sha256 for i in images} | set(ctx.exclude_sha256),
         )
 
     @property

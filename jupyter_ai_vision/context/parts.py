@@ -11,7 +11,11 @@ import base64
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from jupyter_ai_vision.context.budget import ModelProfile
+    from jupyter_ai_vision.limits import ImagePolicy
 
 #: Kinds of notebook content an item can come from.
 Kind = Literal[
@@ -138,6 +142,11 @@ class VisionContext:
     renders: list[ChartRender] = field(default_factory=list)  # interactive charts drawn
     stale_figures: int = 0  # figures whose cell was edited after they were produced
     captions: dict[str, str] = field(default_factory=dict)  # sha256 -> caption (text-only model)
+    # The budget the images were chosen under, so that what else the request sends (@name
+    # objects) continues it: ``budget.RemainingBudget.after(ctx)``.
+    policy: ImagePolicy | None = None
+    profile: ModelProfile | None = None
+    exclude_sha256: frozenset[str] = frozenset()  # images already shown in the conversation
 
     @property
     def images(self) -> list[ImagePart]:
