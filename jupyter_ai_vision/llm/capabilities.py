@@ -14,7 +14,6 @@ import asyncio
 import sys
 
 from jupyter_ai_vision._lru import LRU
-from jupyter_ai_vision.context.budget import model_profile
 from jupyter_ai_vision.llm._litellm import import_litellm
 
 #: (model, api_base) -> (answer,). The answer may be None ("unknown"), hence the 1-tuple.
@@ -27,6 +26,10 @@ def is_ollama(model: str) -> bool:
 
 def table_hint(model: str) -> bool | None:
     """The built-in table's guess (no litellm, no I/O)."""
+    # imported on first use: the Jupyter server imports the provider (and so this module) at
+    # start-up, and the budget's tables are not needed until a model is asked about
+    from jupyter_ai_vision.context.budget import model_profile
+
     return model_profile(model).supports_images
 
 

@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
-from jupyter_ai_vision.context import messages as wire
 from jupyter_ai_vision.llm import error_messages
 
 T = TypeVar("T")
@@ -37,12 +36,18 @@ REFUSED = (
 )
 
 
+# The wire format (context/messages.py) is imported on first use: the Jupyter server imports
+# the provider, and so this module, at start-up.
 def has_images(messages: Sequence[BaseMessage]) -> bool:
+    from jupyter_ai_vision.context import messages as wire
+
     return any(wire.has_images(m.content) for m in messages)
 
 
 def strip_images(messages: Sequence[BaseMessage]) -> Messages:
     """Copies of ``messages`` with each image part replaced by the wire format's text stub."""
+    from jupyter_ai_vision.context import messages as wire
+
     return [
         m.model_copy(update={"content": wire.strip_images(m.content)})
         if wire.has_images(m.content)
