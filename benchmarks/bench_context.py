@@ -143,7 +143,7 @@ def naive_payload(nb: dict[str, Any]) -> tuple[int, int]:
 def import_time() -> tuple[float, bool]:
     code = (
         "import time, sys; t = time.perf_counter(); import jupyter_ai_vision; "
-        "from jupyter_ai_vision.context import builder, cli; "
+        "from jupyter_ai_vision.context import builder; from jupyter_ai_vision import cli; "
         "print(time.perf_counter() - t, 'litellm' in sys.modules)"
     )
     times = []

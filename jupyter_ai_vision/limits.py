@@ -34,6 +34,9 @@ class ImagePolicy:
     png_compress_level: int = 3  # zlib level of our PNGs: ~2x faster than 6, ~8% larger
     max_chart_renders: int = 4  # interactive charts (Plotly, Bokeh) drawn per request; 0: none
     chart_timeout: float = 10.0  # seconds one chart may take, the browser's start included
+    # RLIMIT_DATA of a Vega / Vega-Lite render worker (V8 commits ~580 MB just to start)
+    chart_memory_bytes: int = 1_500_000_000
+    max_render_seconds: float = 30.0  # wall clock for all sandboxed renders of one context
 
     def fit(self, width: int, height: int) -> tuple[int, int]:
         """The size an image of ``width``×``height`` is sent at: never upscaled."""

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -37,8 +38,7 @@ from jupyter_ai_vision.context.parts import (
 )
 from jupyter_ai_vision.context.snapshot import NotebookError, NotebookSnapshot, load_notebook
 from jupyter_ai_vision.errors import ImageRejected, RenderError
-from jupyter_ai_vision.media.headers import image_size
-from jupyter_ai_vision.media.load import prepare_image
+from jupyter_ai_vision.media.load import prepare_image, probe_size
 from jupyter_ai_vision.mimes import decode_base64
 
 if TYPE_CHECKING:
@@ -321,6 +321,7 @@ class _ImageRun:
     renders: list[ChartRender] = field(default_factory=list)  # interactive charts, for inspect
     _charts_started: int = 0  # chart renders begun in this request (policy.max_chart_renders)
     _charts_lock: threading.Lock = field(default_factory=threading.Lock)
+    _deadline: float | None = None  # see _render_deadline
 
     def resolve(self, candidates: list[ImageCandidate]) -> dict[int, Outcome]:
         """Decide, for every candidate, the image sent or the stub that replaces it."""
@@ -381,11 +382,10 @@ class _ImageRun:
                 if cand.source == "base64"
                 else cand.payload
             )
-            head = image_size(data)
-            w, h = (head[0], head[1]) if head else (0, 0)
-            if head is None:  # not a known header: let prepare_image say why, now
-                image = prepare_image(data, cand.mime, self.policy, self.cache)
-                w, h = image.original_width, image.original_height
+            # Size from headers (every frame) or Pillow's lazy open: nothing is decoded for
+            # images the budget will not select; a rejection (too large) costs no decode.
+            size = probe_size(data, cand.mime, self.policy)
+            w, h = size or (0, 0)  # None: SVG bytes, sized once drawn
             sha = hashlib.sha256(data).hexdigest()
             if memo_key is not None and cand.source == "base64":
                 _probe_memo.put(memo_key, (sha, w, h, len(data)))
@@ -489,7 +489,8 @@ class _ImageRun:
                 if p.candidate.source != "vega":
                     image = replace(image, note=_svg_removed_refs(p.candidate.payload, self.policy))
             except ImageRejected as exc:
-                self.cache.put(p.sha256, self.policy, exc)
+                if time.monotonic() < self._render_deadline():  # not cut short: the figure's own
+                    self.cache.put(p.sha256, self.policy, exc)
                 raise
             self.cache.put(p.sha256, self.policy, image)
             return image
@@ -500,16 +501,25 @@ class _ImageRun:
         from jupyter_ai_vision.media.raster import ImageRejected
 
         cand = p.candidate
-        if cand.source == "vega":
+        deadline = self._render_deadline()
+        if cand.source == "vega":  # Vega-Lite, or Vega: both drawn in the chart sandbox
             from jupyter_ai_vision.media import vega
 
+            render = vega.render_vega if cand.provenance.kind == "vega" else vega.render_vegalite
             try:
-                return vega.render_vegalite(cand.payload)
+                return render(cand.payload, policy=self.policy, deadline=deadline)
             except vega.RenderError as exc:
                 raise ImageRejected(str(exc)) from None
         from jupyter_ai_vision.media.svg import rasterize_svg
 
-        return rasterize_svg(cand.payload, self.policy)
+        return rasterize_svg(cand.payload, self.policy, deadline=deadline)
+
+    def _render_deadline(self) -> float:
+        """Sandboxed renders of this context end ``policy.max_render_seconds`` after the first
+        began: a notebook of hanging charts costs that, not their number times the timeout."""
+        if self._deadline is None:  # a race between threads only moves it by microseconds
+            self._deadline = time.monotonic() + self.policy.max_render_seconds
+        return self._deadline
 
     def _may_draw_charts(self) -> bool:
         return self.profile.supports_images is not False and self.policy.max_chart_renders > 0

@@ -259,8 +259,11 @@ class _CellWalker:
 
         raster = next((m for m in RASTER_MIMES if m in data), None)
         vl_mime = next((m for m in data if vega.is_vegalite_mime(m)), None)
+        vg_mime = next((m for m in data if vega.is_vega_mime(m)), None)
         if vl_mime is not None:
             self.vegalite(j, data[vl_mime], vl_mime, raster, data)
+        elif vg_mime is not None:
+            self.vega(j, data[vg_mime], vg_mime, raster, data)
         elif PLOTLY_MIME in data:
             self.plotly(j, data[PLOTLY_MIME], raster, data)
         elif raster is not None:
@@ -327,6 +330,30 @@ class _CellWalker:
             self.image(prov, "base64", data[raster], raster, summary)
             return
         unsafe = vega.unsafe_reason(spec)  # data URLs, image marks, huge sequences
+        if unsafe is not None:
+            self.skip(prov, f"chart not rendered: {unsafe}")
+            return
+        self.image(prov, "vega", spec, "image/png", summary)
+
+    def vega(self, j: int, spec: Any, mime: str, raster: str | None, data: dict[str, Any]) -> None:
+        """A Vega (not Vega-Lite) spec: summary text, and a render in the chart sandbox."""
+        from jupyter_ai_vision.media import vega
+
+        if isinstance(spec, str):
+            try:
+                spec = json.loads(spec)
+            except (ValueError, RecursionError):
+                spec = None
+        prov = self.prov("vega", j, mime)
+        if not isinstance(spec, dict):
+            self.skip(prov, f"output {j}: Vega output is not a JSON spec")
+            return
+        summary = vega.summarize_vega(spec)
+        self.text(f"[output {j}: Vega chart] {summary}", prov)
+        if raster is not None:
+            self.image(prov, "base64", data[raster], raster, summary)
+            return
+        unsafe = vega.vega_unsafe_reason(spec)  # URLs (data, images) are never loaded
         if unsafe is not None:
             self.skip(prov, f"chart not rendered: {unsafe}")
             return

@@ -11,7 +11,13 @@ import hashlib
 from jupyter_ai_vision.errors import ImageRejected
 from jupyter_ai_vision.limits import ImagePolicy
 from jupyter_ai_vision.media.headers import image_size
-from jupyter_ai_vision.media.raster import ImageCache, PreparedImage, prepare_raster
+from jupyter_ai_vision.media.raster import (
+    ImageCache,
+    PreparedImage,
+    check_decode_size,
+    prepare_raster,
+    probe_other,
+)
 from jupyter_ai_vision.mimes import SVG_MIME, normalise
 
 
@@ -58,6 +64,28 @@ def _prepare(data: bytes, mime: str, policy: ImagePolicy, sha: str) -> PreparedI
         w, h, _ = image_size(png) or (0, 0, "png")
         return PreparedImage(png, "image/png", w, h, w, h, len(data), sha, "svg")
     return prepare_raster(data, mime, policy, sha)
+
+
+def probe_size(data: bytes, mime: str, policy: ImagePolicy) -> tuple[int, int] | None:
+    """The size of an image without decoding any pixels (``None`` for SVG: its size is known
+    once drawn). PNG/JPEG/GIF/WebP are read from their headers (every frame's), other
+    formats (BMP, TIFF, ...) by Pillow's lazy open. Raises :class:`ImageRejected` when the
+    image is unreadable or over the decode cap, so a rejection costs no decode either."""
+    if not data:
+        raise ImageRejected(f"empty image data ({mime})")
+    if len(data) > policy.max_input_bytes:
+        raise ImageRejected(
+            f"image too large: {_mb(len(data))} (limit {_mb(policy.max_input_bytes)}); "
+            "save a smaller figure"
+        )
+    head = image_size(data)
+    if head is not None:
+        check_decode_size(data, head, policy)  # every frame: a bomb is refused right here
+        return head[0], head[1]
+    if looks_like_svg(data, mime):
+        return None
+    width, height, _fmt = probe_other(data, mime, policy)
+    return width, height
 
 
 def looks_like_svg(data: bytes, mime: str) -> bool:

@@ -13,9 +13,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from jupyter_ai_vision._lru import LRU
+from jupyter_ai_vision._text import first_line
 from jupyter_ai_vision.errors import ImageRejected
 from jupyter_ai_vision.limits import ImagePolicy
-from jupyter_ai_vision.media.headers import SOF_MARKERS, image_size, structure_problem
+from jupyter_ai_vision.media.headers import (
+    SOF_MARKERS,
+    decoded_size,
+    image_size,
+    structure_problem,
+)
 from jupyter_ai_vision.mimes import SENDABLE
 
 if TYPE_CHECKING:
@@ -66,40 +72,70 @@ def prepare_raster(data: bytes, mime: str, policy: ImagePolicy, sha: str) -> Pre
     if head is None:
         return _prepare_other(data, mime, policy, sha)
     width, height, fmt = head
-    _check_pixels(width, height, policy)
+    decoded = check_decode_size(data, (width, height, fmt), policy)
     note = _label_note(mime, fmt)
     problem = structure_problem(data, fmt)
     if problem and fmt == "png":  # chunk checksums make this certain
         raise ImageRejected(f"{problem}: the image data is incomplete or damaged")
-    fits = policy.fit(width, height) == (width, height)
+    fits = policy.fit(width, height) == (width, height) and decoded == (width, height)
     if (
         fits
         and not problem
         and len(data) <= policy.max_image_bytes
-        and not _needs_conversion(data, fmt)
+        and not _needs_conversion(data, fmt, policy)
     ):
         return PreparedImage(
             data, SENDABLE[fmt], width, height, width, height, len(data), sha, fmt, note
         )
     # A missing JPEG/GIF end marker may just be trailing bytes: decoding decides.
-    return _convert(_open(data, fmt), policy, sha, len(data), fmt, note, problem)
+    return _convert(_open(data, fmt, policy), policy, sha, len(data), fmt, note, problem)
+
+
+def check_decode_size(
+    data: bytes, head: tuple[int, int, str], policy: ImagePolicy
+) -> tuple[int, int]:
+    """The size the decoder will allocate for a PNG/JPEG/GIF/WebP (every frame header read,
+    not just the first: see :func:`headers.decoded_size`), checked against the decode cap.
+    Raises :class:`ImageRejected` before anything is decoded."""
+    width, height, fmt = head
+    _check_pixels(width, height, policy)
+    decoded = decoded_size(data, fmt)
+    if decoded != (width, height):
+        _check_pixels(*decoded, policy, header=(width, height))
+    return decoded
+
+
+#: Formats other than PNG/JPEG/GIF/WebP that are decoded (then sent as PNG). Not EPS (Pillow
+#: runs Ghostscript on it), ICO (an entry may embed a PNG larger than its directory says), or
+#: anything else whose decoder allocates more than its header declares.
+OTHER_FORMATS = ("BMP", "DIB", "TIFF", "PPM", "TGA")
+
+
+def probe_other(data: bytes, mime: str, policy: ImagePolicy) -> tuple[int, int, str]:
+    """``(width, height, format)`` of a format we do not sniff ourselves (BMP, TIFF, ...),
+    read by Pillow's lazy open: the header only, no pixels decoded. Raises
+    :class:`ImageRejected` for unreadable, unsupported or too large images."""
+    im = _open(data, None, policy)
+    return im.width, im.height, (im.format or "unknown").lower()
 
 
 def _prepare_other(data: bytes, mime: str, policy: ImagePolicy, sha: str) -> PreparedImage:
     """Formats we do not sniff ourselves (BMP, TIFF, ...): Pillow reads their header lazily."""
-    im = _open(data, None)
+    im = _open(data, None, policy)
     fmt = (im.format or "unknown").lower()
-    _check_pixels(im.width, im.height, policy)
     return _convert(im, policy, sha, len(data), fmt, _label_note(mime, fmt))
 
 
-def _check_pixels(width: int, height: int, policy: ImagePolicy) -> None:
+def _check_pixels(
+    width: int, height: int, policy: ImagePolicy, header: tuple[int, int] | None = None
+) -> None:
     if width <= 0 or height <= 0:
         raise ImageRejected(f"invalid image header: {width}×{height} px")
     if width * height > policy.max_decode_pixels:
+        says = f" although its header says {header[0]}×{header[1]}" if header else ""
         raise ImageRejected(
             f"image too large to decode: {width}×{height} px ({_mpx(width * height)}, "
-            f"limit {_mpx(policy.max_decode_pixels)}); save a smaller figure"
+            f"limit {_mpx(policy.max_decode_pixels)}){says}; save a smaller figure"
         )
 
 
@@ -111,27 +147,32 @@ def _label_note(mime: str, fmt: str) -> str | None:
     return f"labelled {label or 'without a type'} but is {fmt.upper()}"
 
 
-def _open(data: bytes, fmt: str | None) -> PILImage:
+def _open(data: bytes, fmt: str | None, policy: ImagePolicy) -> PILImage:
+    """Pillow's lazy open (header only), its size checked against the decode cap: Pillow's
+    own reading of the header is what it will allocate (its MAX_IMAGE_PIXELS guard, 89 Mpx
+    warning / 179 Mpx error by default, stays in place as the outer guard)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        formats = [fmt.upper()] if fmt else None
-        return Image.open(io.BytesIO(data), formats=formats)
+        formats = [fmt.upper()] if fmt else list(OTHER_FORMATS)
+        im = Image.open(io.BytesIO(data), formats=formats)
     except UnidentifiedImageError:
         raise ImageRejected("not a recognisable image; supported: PNG, JPEG, GIF, WebP") from None
     except Image.DecompressionBombError:
         raise ImageRejected("image too large to decode (decompression bomb)") from None
     except Exception as exc:
-        raise ImageRejected(f"unreadable image: {_one_line(exc)}") from None
+        raise ImageRejected(f"unreadable image: {first_line(exc)}") from None
+    _check_pixels(im.width, im.height, policy)
+    return im
 
 
-def _needs_conversion(data: bytes, fmt: str) -> bool:
+def _needs_conversion(data: bytes, fmt: str, policy: ImagePolicy) -> bool:
     """Animated GIF/WebP (send the first frame), CMYK JPEG (not universally accepted) and
     EXIF-rotated JPEG (not every API applies the rotation)."""
     if fmt == "jpeg":
-        return _jpeg_components(data) == 4 or _orientation(_open(data, fmt)) != 1
+        return _jpeg_components(data) == 4 or _orientation(_open(data, fmt, policy)) != 1
     if fmt in ("gif", "webp"):
-        im = _open(data, fmt)
+        im = _open(data, fmt, policy)
         return bool(getattr(im, "is_animated", False))
     return False
 
@@ -189,7 +230,7 @@ def _convert(
     except Exception as exc:
         if problem:
             raise ImageRejected(f"{problem}: the image data is incomplete or damaged") from None
-        raise ImageRejected(f"unreadable image data ({fmt.upper()}): {_one_line(exc)}") from None
+        raise ImageRejected(f"unreadable image data ({fmt.upper()}): {first_line(exc)}") from None
     data, mime = _encode_within(im, policy)
     return PreparedImage(
         data, mime, im.width, im.height, width, height, original_bytes, sha, fmt, note
@@ -197,18 +238,59 @@ def _convert(
 
 
 def _normalise_mode(im: PILImage) -> PILImage:
+    """The image in a mode every API takes (RGB, RGBA, L, LA) with the tones a viewer shows.
+
+    Pillow's own ``convert`` clips high-bit-depth values to 0..255 (a 16-bit grayscale PNG
+    becomes all white) and cannot convert every mode: those are scaled here instead.
+    """
+    from PIL import Image
+
     im.load()
     if im.mode in ("RGBA", "LA") and im.getchannel("A").getextrema()[0] == 255:
         # Opaque alpha (matplotlib's PNGs): drop it, a quarter less to resize and encode.
         return im.convert("RGB" if im.mode == "RGBA" else "L")
     if im.mode in ("RGB", "RGBA", "L", "LA"):
         return im
-    has_alpha = im.mode in ("PA", "RGBa", "La") or "transparency" in im.info
-    if im.mode == "P":
-        return im.convert("RGBA" if has_alpha else "RGB")
-    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        return im.convert("L") if im.mode != "I" else im.point(lambda v: v / 256).convert("L")
+    if im.mode == "1":
+        return im.convert("L")
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        return _to_8bit(im)
+    if im.mode == "La":  # premultiplied: Pillow has no La -> LA conversion
+        luma, alpha = im.split()
+        return Image.merge("RGBa", (luma, luma, luma, alpha)).convert("RGBA").convert("LA")
+    has_alpha = im.mode in ("PA", "RGBa") or "transparency" in im.info
+    # P, PA, RGBa, CMYK, YCbCr, LAB, HSV, RGBX...: Pillow converts these to RGB(A) faithfully.
     return im.convert("RGBA" if has_alpha else "RGB")
+
+
+def _to_8bit(im: PILImage) -> PILImage:
+    """16-bit, 32-bit integer and float grayscale -> L, scaled rather than clipped.
+
+    16-bit modes map their full range (v / 257, as viewers show them); 32-bit integers and
+    floats keep values already in 0..255, map 0..65535 (integers) or 0..1 (floats) to it,
+    and stretch any other range to 0..255.
+    """
+    low, high = _tone_range(im)
+    scale = 255.0 / (high - low)
+    wide = im.convert("F")  # linear maps keep full precision in float
+    return wide.point(lambda v: (v - low) * scale).convert("L")
+
+
+def _tone_range(im: PILImage) -> tuple[float, float]:
+    """The value range of a high-depth grayscale image that maps to black..white."""
+    if im.mode.startswith("I;16"):
+        return 0.0, 65535.0
+    extrema: Any = im.getextrema()  # (min, max) for single-band modes
+    low, high = float(extrema[0]), float(extrema[1])
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return 0.0, 255.0  # NaN / inf floats: nothing sensible to stretch
+    if low >= 0 and high <= 1 and im.mode == "F":
+        return 0.0, 1.0
+    if low >= 0 and high <= 255:
+        return 0.0, 255.0
+    if low >= 0 and high <= 65535 and im.mode == "I":
+        return 0.0, 65535.0
+    return low, max(high, low + 1.0)
 
 
 def _encode_within(im: PILImage, policy: ImagePolicy) -> tuple[bytes, str]:
@@ -258,11 +340,6 @@ def _flatten(im: PILImage) -> PILImage:
         bg.paste(rgba, mask=rgba.getchannel("A"))
         return bg
     return im.convert("RGB") if im.mode not in ("RGB", "L") else im
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
 
 
 # ---------------------------------------------------------------- cache

@@ -11,29 +11,23 @@ re-written by a strict expat pass that:
 - pins the root ``width``/``height`` to the size the policy allows (and adds a
   ``viewBox`` so content scales), so the canvas can never exceed ``max_svg_pixels``.
 
-Only then is it rendered with vl_convert, in a small pool of persistent worker processes
-(``python -c``, address space limited by ``resource``, killed on timeout): some SVG
-constructs (e.g. a huge ``<pattern>``) still make resvg allocate terabytes and abort, and
-that must cost one SVG, never the Jupyter server.
+Only then is it rendered with vl_convert, in the sandbox (:mod:`.sandbox`: persistent worker
+processes with a memory cap, killed on timeout and replaced): some SVG constructs (e.g. a
+huge ``<pattern>``) still make resvg allocate terabytes and abort, and that must cost one
+SVG, never the Jupyter server.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import math
-import os
 import re
-import struct
-import subprocess
-import sys
-import threading
-from typing import IO, Any
+from typing import Any
 from xml.parsers import expat
 
 from jupyter_ai_vision.errors import ImageRejected
 from jupyter_ai_vision.limits import ImagePolicy, fit_within
 from jupyter_ai_vision.media.headers import image_size
+from jupyter_ai_vision.media.sandbox import Sandbox, SandboxFailure
 from jupyter_ai_vision.mimes import decode_base64
 
 _DROP_ELEMENTS = {"script", "foreignobject", "iframe", "handler", "listener", "audio", "video"}
@@ -46,12 +40,13 @@ _LENGTH = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([a-z%]
 _ESC = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
 
 
-def rasterize_svg(svg: bytes | str, policy: ImagePolicy) -> bytes:
+def rasterize_svg(svg: bytes | str, policy: ImagePolicy, *, deadline: float | None = None) -> bytes:
     """Render an SVG to PNG bytes safely, at most the policy's size (never upscaled).
+    ``deadline`` (``time.monotonic()``): no rendering after it, not even waiting for a worker.
     Raises :class:`ImageRejected` with a one-line reason."""
     text = _as_text(svg, policy)
     clean, _size = sanitize_svg(text, policy)
-    png = _POOL.render(clean, policy)
+    png = _render(clean, policy, deadline)
     head = image_size(png)
     if head is None or head[0] * head[1] > policy.max_svg_pixels:
         raise ImageRejected("SVG could not be rendered: unexpected renderer output")
@@ -60,13 +55,7 @@ def rasterize_svg(svg: bytes | str, policy: ImagePolicy) -> bytes:
 
 def prewarm(policy: ImagePolicy | None = None) -> None:
     """Start one render worker in the background, so the first SVG does not wait for it."""
-    memory = (policy or ImagePolicy()).svg_memory_bytes
-
-    def start() -> None:
-        with contextlib.suppress(ImageRejected):  # the next real render reports it
-            _POOL._release(_POOL._acquire(memory))
-
-    threading.Thread(target=start, name="svg-prewarm", daemon=True).start()
+    SANDBOX.prewarm((policy or ImagePolicy()).svg_memory_bytes)
 
 
 def _as_text(svg: bytes | str, policy: ImagePolicy) -> str:
@@ -254,143 +243,35 @@ def _num(x: float) -> str:
 
 # ---------------------------------------------------------------- render workers
 
-# Runs in the worker: read length-prefixed SVG text, answer status byte + length + payload.
-_WORKER = r"""
-import sys
-sys.path = [p for p in sys.path if p not in ("", ".")]  # never import from the server's cwd
-import struct
-limit = int(sys.argv[1])
-if limit > 0:
-    import resource
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+# What an SVG worker runs (see media/sandbox.py): resvg through vl_convert, nothing else.
+_PROGRAM = r"""
 import vl_convert
-vl_convert.svg_to_png('<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>')  # warm
-inp, out = sys.stdin.buffer, sys.stdout.buffer
-while True:
-    head = inp.read(4)
-    if len(head) < 4:
-        break
-    svg = inp.read(struct.unpack(">I", head)[0]).decode("utf-8")
-    try:
-        status, payload = b"K", vl_convert.svg_to_png(svg)
-    except Exception as exc:
-        status, payload = b"E", (str(exc).splitlines() or ["error"])[0][:200].encode()
-    out.write(status + struct.pack(">I", len(payload)) + payload)
-    out.flush()
+def warm():
+    vl_convert.svg_to_png('<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>')
+def svg_to_png(data, options):
+    return vl_convert.svg_to_png(data.decode("utf-8"), scale=options.get("scale", 1.0))
+OPS = {"svg_to_png": svg_to_png}
 """
 
+#: The SVG render workers (resvg): two, each under ``ImagePolicy.svg_memory_bytes`` of
+#: address space (resvg needs no large reservation, so the tighter RLIMIT_AS holds).
+SANDBOX = Sandbox("SVG", _PROGRAM, size=2, cap_address_space=True)
 
-class _Worker:
-    def __init__(self, memory_bytes: int) -> None:
-        limit = memory_bytes if sys.platform != "win32" else 0
-        self.memory_bytes = memory_bytes
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _WORKER, str(limit)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,  # resvg's abort message is not for the server log
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+
+def _render(svg: str, policy: ImagePolicy, deadline: float | None) -> bytes:
+    try:
+        return SANDBOX.call(
+            "svg_to_png",
+            svg.encode("utf-8"),
+            timeout=policy.svg_timeout,
+            memory_bytes=policy.svg_memory_bytes,
+            deadline=deadline,
         )
-
-    def render(self, svg: str, timeout: float) -> bytes:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        data = svg.encode("utf-8")
-        # A watchdog kills the worker on timeout: the blocking read then sees EOF.
-        timer = threading.Timer(timeout, self.proc.kill)
-        timer.start()
-        try:
-            self.proc.stdin.write(struct.pack(">I", len(data)) + data)
-            self.proc.stdin.flush()
-            status = _read(self.proc.stdout, 1)
-            (length,) = struct.unpack(">I", _read(self.proc.stdout, 4))
-            payload = _read(self.proc.stdout, length)
-        except (OSError, EOFError):
-            self.kill()
-            if not timer.is_alive():
-                raise ImageRejected(
-                    f"SVG rejected: rendering took longer than {timeout:g} s"
-                ) from None
-            raise ImageRejected(
-                "SVG rejected: it made the renderer run out of memory or crash"
-            ) from None
-        finally:
-            timer.cancel()
-        if status == b"E":
-            raise ImageRejected(f"SVG could not be rendered: {payload.decode(errors='replace')}")
-        return payload
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe is not None:
-                pipe.close()
-
-
-def _read(stream: IO[bytes], n: int) -> bytes:
-    data = stream.read(n)
-    if data is None or len(data) < n:
-        raise EOFError
-    return data
-
-
-class _Pool:
-    """Up to ``size`` persistent workers; a dead or timed-out worker is replaced."""
-
-    def __init__(self, size: int = 2) -> None:
-        self.size = size
-        self._idle: list[_Worker] = []
-        self._count = 0
-        self._cond = threading.Condition()
-        atexit.register(self.shutdown)
-
-    def render(self, svg: str, policy: ImagePolicy) -> bytes:
-        worker = self._acquire(policy.svg_memory_bytes)
-        try:
-            return worker.render(svg, policy.svg_timeout)
-        finally:
-            self._release(worker)
-
-    def _acquire(self, memory_bytes: int) -> _Worker:
-        with self._cond:
-            while True:
-                while self._idle:
-                    worker = self._idle.pop()
-                    if worker.alive() and worker.memory_bytes == memory_bytes:
-                        return worker
-                    worker.kill()
-                    self._count -= 1
-                if self._count < self.size:
-                    self._count += 1
-                    break
-                self._cond.wait()
-        try:
-            return _Worker(memory_bytes)
-        except OSError as exc:
-            with self._cond:
-                self._count -= 1
-                self._cond.notify()
-            raise ImageRejected(f"SVG renderer could not start: {exc}") from None
-
-    def _release(self, worker: _Worker) -> None:
-        with self._cond:
-            if worker.alive():
-                self._idle.append(worker)
-            else:
-                worker.kill()
-                self._count -= 1
-            self._cond.notify()
-
-    def shutdown(self) -> None:
-        with self._cond:
-            for worker in self._idle:
-                worker.kill()
-            self._count -= len(self._idle)
-            self._idle.clear()
-
-
-_POOL = _Pool()
+    except SandboxFailure as exc:
+        prefix = {
+            "error": "SVG could not be rendered",
+            "start": "SVG could not be rendered",
+            "busy": "SVG not rendered",
+            "deadline": "SVG not rendered",
+        }.get(exc.kind, "SVG rejected")  # timeout, crash: the SVG itself
+        raise ImageRejected(f"{prefix}: {exc.detail}") from None

@@ -1,25 +1,38 @@
-"""Vega-Lite / Altair charts: detect, extract from HTML, render to PNG, summarise.
+"""Vega-Lite / Altair and Vega charts: detect, extract from HTML, render to PNG, summarise.
 
-Rendering uses vl-convert (no browser). Remote and local data are never loaded: specs
-that name a data URL are refused up front, and vl-convert is called with
-``allowed_base_urls=[]`` as a second guard. vl-convert aborts the whole process on a huge
-canvas, so the chart's size is measured from its SVG first and the scale is lowered to keep
-the PNG within a pixel cap.
+Rendering uses vl-convert (no browser) and only ever runs in the chart sandbox
+(:mod:`.sandbox`): a spec is a program for V8, and a 300-byte one (``sequence`` + ``flatten``)
+exhausts V8's heap and aborts its process, another (``tickCount: 1e6``) loops for minutes.
+So every render gets a wall-clock timeout and a memory cap in a worker process that is
+killed and replaced on failure; cheap checks on the spec (data sizes) are only a shortcut.
+
+Remote and local data are never loaded: specs that name a data URL or use image marks are
+refused up front (vl-convert loads image-mark URLs even with ``allowed_base_urls=[]``), and
+``allowed_base_urls=[]`` is passed as a second guard. A huge canvas would make the
+rasteriser allocate without bound, so the chart's size is measured from its SVG first and
+the scale is lowered to keep the PNG within a pixel cap.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
-import threading
 from collections.abc import Iterator
 from typing import Any
 
+from jupyter_ai_vision import mimes
+from jupyter_ai_vision._text import quoted
 from jupyter_ai_vision.errors import RenderError
+from jupyter_ai_vision.limits import ImagePolicy
+from jupyter_ai_vision.media.sandbox import Sandbox, SandboxFailure
 
 #: Vega-Lite output mimes: ``application/vnd.vegalite.v3..v6+json`` and Altair 6's
 #: ``application/vnd.vegalite.v6.json``.
 VEGALITE_MIME = re.compile(r"^application/vnd\.vegalite\.v([3-6])(?:\+json|\.json)$")
+
+#: Vega (not Vega-Lite) output mimes (the one table: :mod:`jupyter_ai_vision.mimes`).
+VEGA_MIME = mimes.VEGA_MIME
 
 #: Default pixel cap for a rendered chart (the image budget downscales afterwards).
 MAX_RENDER_PIXELS = 16_000_000
@@ -30,16 +43,47 @@ MAX_SEQUENCE_ROWS = 1_000_000
 #: HTML larger than this is not searched for a spec (a spec with huge inline data).
 MAX_HTML_CHARS = 20_000_000
 
+# What a chart worker runs (see media/sandbox.py). vl-convert is imported only there.
+_PROGRAM = r"""
+import json, vl_convert
+def warm():
+    vl_convert.vegalite_to_svg(
+        {"data": {"values": [{"a": 1}]}, "mark": "point", "encoding": {"x": {"field": "a"}}},
+        allowed_base_urls=[],
+    )
+def vegalite_to_svg(data, options):
+    svg = vl_convert.vegalite_to_svg(
+        data.decode("utf-8"), vl_version=options.get("vl_version"), allowed_base_urls=[]
+    )
+    return svg.encode("utf-8")
+def vega_to_svg(data, options):
+    return vl_convert.vega_to_svg(data.decode("utf-8"), allowed_base_urls=[]).encode("utf-8")
+def svg_to_png(data, options):
+    return vl_convert.svg_to_png(data.decode("utf-8"), scale=options.get("scale", 1.0))
+def versions(data, options):
+    return json.dumps(vl_convert.get_vegalite_versions()).encode()
+OPS = {"vegalite_to_svg": vegalite_to_svg, "vega_to_svg": vega_to_svg,
+       "svg_to_png": svg_to_png, "versions": versions}
+"""
+
+#: The chart render workers (V8 + resvg): two, each under ``ImagePolicy.chart_memory_bytes``
+#: of RLIMIT_DATA. V8 reserves ~35 GB of address space at start, so RLIMIT_AS cannot be used;
+#: RLIMIT_DATA counts the pages it really commits (~580 MB just to start).
+SANDBOX = Sandbox("chart", _PROGRAM, size=2, cap_address_space=False)
+
 _COMPOSITE_KEYS = ("layer", "hconcat", "vconcat", "concat", "facet", "repeat")
 _SPEC_KEYS = ("mark", *_COMPOSITE_KEYS)
 _SCHEMA_VERSION = re.compile(r"vega-lite/v(\d+)(?:\.(\d+))?")
-# vl-convert is a single embedded JS runtime: serialise calls from executor threads.
-_LOCK = threading.Lock()
 
 
 def is_vegalite_mime(mime: str) -> bool:
     """True for any Vega-Lite output mime (v3..v6, ``+json`` or Altair 6's ``.json``)."""
     return VEGALITE_MIME.match(mime) is not None
+
+
+def is_vega_mime(mime: str) -> bool:
+    """True for a Vega (not Vega-Lite) output mime, e.g. ``application/vnd.vega.v5+json``."""
+    return VEGA_MIME.match(mime) is not None
 
 
 def spec_from_html(html: str) -> dict[str, Any] | None:
@@ -65,32 +109,97 @@ def render_vegalite(
     scale: float = 1.0,
     vl_version: str | None = None,
     max_pixels: int = MAX_RENDER_PIXELS,
+    policy: ImagePolicy | None = None,
+    deadline: float | None = None,
 ) -> bytes:
-    """Render a Vega-Lite spec to PNG bytes, never loading remote or local data.
+    """Render a Vega-Lite spec to PNG bytes in the chart sandbox, never loading remote or
+    local data. ``policy`` gives the sandbox's time and memory limits; ``deadline``
+    (``time.monotonic()``) bounds the whole render, waiting for a worker included.
 
-    Raises :class:`RenderError` (one line) for data URLs, invalid specs or renderer errors.
+    Raises :class:`RenderError` (one line) for data URLs, image marks, invalid specs,
+    renderer errors, timeouts and crashes of the renderer.
     """
     if not isinstance(spec, dict):
         raise RenderError("Vega-Lite spec is not a JSON object; expected a chart spec dict")
     reason = unsafe_reason(spec)
     if reason is not None:
         raise RenderError(f"chart not rendered: {reason}")
-    import vl_convert as vlc
+    policy = policy or ImagePolicy()
+    version = vl_version or _vl_version(spec, policy)
+    options = {"vl_version": version} if version else {}
+    svg = _call(
+        "vegalite_to_svg", _spec_json(_clamped(spec)), options, policy, deadline, "Vega-Lite"
+    )
+    return _rasterise(svg, scale, max_pixels, policy, deadline)
 
-    version = vl_version or _vl_version(spec, vlc)
+
+def render_vega(
+    spec: dict[str, Any],
+    *,
+    scale: float = 1.0,
+    max_pixels: int = MAX_RENDER_PIXELS,
+    policy: ImagePolicy | None = None,
+    deadline: float | None = None,
+) -> bytes:
+    """Render a Vega (not Vega-Lite) spec to PNG bytes, like :func:`render_vegalite`."""
+    if not isinstance(spec, dict):
+        raise RenderError("Vega spec is not a JSON object; expected a chart spec dict")
+    reason = vega_unsafe_reason(spec)
+    if reason is not None:
+        raise RenderError(f"chart not rendered: {reason}")
+    policy = policy or ImagePolicy()
+    svg = _call("vega_to_svg", _spec_json(_clamped(spec)), {}, policy, deadline, "Vega")
+    return _rasterise(svg, scale, max_pixels, policy, deadline)
+
+
+def prewarm(policy: ImagePolicy | None = None) -> None:
+    """Start one chart worker (V8 warmed up) in the background."""
+    SANDBOX.prewarm((policy or ImagePolicy()).chart_memory_bytes)
+
+
+def _rasterise(
+    svg: str, scale: float, max_pixels: int, policy: ImagePolicy, deadline: float | None
+) -> bytes:
+    # The size is known from the SVG before rasterising: a huge canvas would make resvg
+    # allocate without bound (it aborts), so the scale is lowered to fit the pixel cap.
+    if _EXTERNAL.search(svg):
+        raise RenderError("chart not rendered: it references external images or files")
+    options = {"scale": _safe_scale(svg, scale, max_pixels)}
+    return _call("svg_to_png", svg.encode("utf-8"), options, policy, deadline, "chart")
+
+
+def _call(
+    op: str,
+    data: str | bytes,
+    options: dict[str, Any],
+    policy: ImagePolicy,
+    deadline: float | None,
+    what: str,
+) -> Any:
+    raw = data.encode("utf-8") if isinstance(data, str) else data
     try:
-        with _LOCK:
-            # Same result as vegalite_to_png (which renders this SVG too), but the size is
-            # known before rasterising: a huge canvas aborts the process inside vl-convert.
-            svg = vlc.vegalite_to_svg(_clamped(spec), vl_version=version, allowed_base_urls=[])
-            if _EXTERNAL.search(svg):
-                raise RenderError("chart not rendered: it references external images or files")
-            scale = _safe_scale(svg, scale, max_pixels)
-            return bytes(vlc.svg_to_png(svg, scale=scale))
-    except RenderError:
-        raise
-    except Exception as exc:  # vl-convert raises ValueError / plain Exception
-        raise RenderError(f"chart not rendered: Vega-Lite error: {_first_line(exc)}") from None
+        out = SANDBOX.call(
+            op,
+            raw,
+            options,
+            timeout=policy.chart_timeout,
+            memory_bytes=policy.chart_memory_bytes,
+            deadline=deadline,
+        )
+    except SandboxFailure as exc:
+        if exc.kind == "error":  # vl-convert raised: the spec is invalid
+            raise RenderError(f"chart not rendered: {what} error: {exc.detail}") from None
+        raise RenderError(f"chart not rendered: {exc.detail}") from None
+    return out.decode("utf-8") if op.endswith("_svg") else out
+
+
+def _spec_json(spec: dict[str, Any]) -> str:
+    """The spec as JSON text for the worker. Numbers too large for a float become strings
+    of JSON (``1e400`` parses as Infinity in V8): the sandbox, not Python, meets them."""
+    try:
+        return json.dumps(spec, default=str, allow_nan=True)
+    except (ValueError, RecursionError):
+        raise RenderError("chart not rendered: the spec cannot be serialised (too deep)") from None
 
 
 def find_data_url(spec: Any) -> str | None:
@@ -112,7 +221,7 @@ def unsafe_reason(spec: Any) -> str | None:
     url = find_data_url(spec)
     if url is not None:
         return (
-            f"its data is loaded from {_short(url)}, which is never fetched; embed the data "
+            f"its data is loaded from {quoted(url)}, which is never fetched; embed the data "
             "in the chart (e.g. alt.Chart(dataframe)) to let the AI see it"
         )
     for node in _walk(spec):
@@ -134,12 +243,79 @@ def unsafe_reason(spec: Any) -> str | None:
     return None
 
 
+def vega_unsafe_reason(spec: Any) -> str | None:
+    """Why rendering a Vega spec could load something from outside it, or None.
+
+    Any ``url`` (data sources, image marks' ``url`` encodings) or image mark is refused:
+    nothing is fetched or read, whatever vl-convert's own guard would do.
+    """
+    for node in _walk(spec):
+        url = node.get("url")
+        if url is not None:
+            source = quoted(url) if isinstance(url, str) else "a computed URL"
+            return (
+                f"it loads {source}, which is never fetched; embed the data "
+                "in the spec (data values) to let the AI see it"
+            )
+        if node.get("type") == "image" and ("encode" in node or "from" in node):
+            return "it uses image marks, whose pictures would be loaded from URLs or files (never done)"
+    return None
+
+
+def summarize_vega(spec: dict[str, Any], *, max_chars: int = 1200) -> str:
+    """One short paragraph for a Vega spec: title, mark types, data sets, scales, axes."""
+    if not isinstance(spec, dict):
+        return "Vega chart (unreadable spec)"
+    parts = ["Vega chart"]
+    title = _title(spec.get("title"))
+    if title:
+        parts[0] += f" {title!r}"
+    marks = sorted(
+        {str(m.get("type")) for m in _walk(spec.get("marks")) if "type" in m and "encode" in m}
+    )
+    if marks:
+        parts.append("marks " + ", ".join(marks[:10]))
+    data = spec.get("data")
+    if isinstance(data, list):
+        sets = []
+        for d in data[:10]:
+            if isinstance(d, dict) and isinstance(d.get("name"), str):
+                values = d.get("values")
+                rows = f" ({len(values)} rows)" if isinstance(values, list) else ""
+                sets.append(d["name"][:40] + rows)
+        if sets:
+            parts.append("data " + ", ".join(sets))
+    for key in ("scales", "axes", "legends"):
+        items = spec.get(key)
+        if isinstance(items, list) and items:
+            names = [
+                str(i.get("name") or i.get("scale") or i.get("orient") or "?")[:30]
+                for i in items[:10]
+                if isinstance(i, dict)
+            ]
+            parts.append(f"{key} " + ", ".join(names))
+    size = [f"{k} {spec[k]}" for k in ("width", "height") if isinstance(spec.get(k), int)]
+    if size:
+        parts.append(", ".join(size))
+    text = "; ".join(parts)
+    return text if len(text) <= max_chars else text[: max_chars - 1].rstrip() + "…"
+
+
 def _sequence_rows(seq: dict[str, Any]) -> float | None:
     """Rows a ``{"sequence": {start, stop, step}}`` generator makes (None: not numbers)."""
     start, stop, step = seq.get("start", 0), seq.get("stop"), seq.get("step", 1)
-    if not all(isinstance(v, int | float) for v in (start, stop, step)) or step == 0:
+    if not (
+        isinstance(start, int | float)
+        and isinstance(stop, int | float)
+        and isinstance(step, int | float)
+        and step != 0
+    ):
         return None
-    return max(0.0, (stop - start) / step)
+    try:
+        rows = (float(stop) - float(start)) / float(step)
+    except OverflowError:  # a 400-digit integer: certainly too many
+        return None
+    return max(0.0, rows) if math.isfinite(rows) else None
 
 
 def summarize_spec(spec: dict[str, Any], *, max_chars: int = 1200) -> str:
@@ -293,16 +469,13 @@ def _row_count(data: Any, root: dict[str, Any]) -> int | None:
 # --- rendering helpers -----------------------------------------------------------------
 
 
-def _vl_version(spec: dict[str, Any], vlc: Any) -> str | None:
+def _vl_version(spec: dict[str, Any], policy: ImagePolicy) -> str | None:
     """The vl-convert library version closest to the spec's ``$schema`` (None = latest)."""
-    match = _SCHEMA_VERSION.search(str(spec.get("$schema", "")))
+    match = _SCHEMA_VERSION.search(str(spec.get("$schema", ""))[:500])
     if not match:
         return None
-    major, minor = int(match.group(1)), int(match.group(2) or 0)
-    try:
-        available = [tuple(int(p) for p in v.split(".")) for v in vlc.get_vegalite_versions()]
-    except Exception:
-        return None
+    major, minor = int(match.group(1)[:4]), int((match.group(2) or "0")[:4])
+    available = _vegalite_versions(policy)
     same_major = sorted(v for v in available if v[0] == major)
     if not same_major:
         # v3/v4 specs render with the oldest v5 library; newer majors with the latest.
@@ -310,6 +483,25 @@ def _vl_version(spec: dict[str, Any], vlc: Any) -> str | None:
         return ".".join(map(str, older[0])) if older else None
     best = [v for v in same_major if v[1] <= minor] or same_major
     return ".".join(map(str, best[-1]))
+
+
+_versions: list[tuple[int, ...]] = []
+
+
+def _vegalite_versions(policy: ImagePolicy) -> list[tuple[int, ...]]:
+    """Vega-Lite versions the renderer bundles, asked once (vl-convert is never imported here)."""
+    if not _versions:
+        try:
+            raw = SANDBOX.call(
+                "versions",
+                b"",
+                timeout=policy.chart_timeout,
+                memory_bytes=policy.chart_memory_bytes,
+            )
+            _versions.extend(tuple(int(p) for p in v.split(".")) for v in json.loads(raw))
+        except (SandboxFailure, ValueError):
+            return []
+    return _versions
 
 
 _SVG_SIZE = re.compile(r'<svg[^>]*?\swidth="([\d.]+)"[^>]*?\sheight="([\d.]+)"')
@@ -424,12 +616,3 @@ def _walk(node: Any) -> Iterator[dict[str, Any]]:
             )
         elif isinstance(item, list):
             stack.extend(v for v in item if isinstance(v, (dict, list)))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
-
-
-def _short(url: str) -> str:
-    return repr(url if len(url) <= 80 else url[:77] + "...")
