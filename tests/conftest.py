@@ -44,6 +44,7 @@ OTHER_HOSTS = tuple(m for m in HOST_MARKERS if m != THIS_HOST)
 
 pytest_plugins = [
     "fixtures.network",  # fails any test that reaches a non-loopback address
+    "fixtures.tiers",  # notices tests that start a kernel/server/browser without the marker
     "fixtures.model_server",  # local OpenAI-compatible recording server
     "fixtures.notebooks",  # notebooks really executed by a kernel (nbclient)
     "fixtures.jupyter_server",  # a real Jupyter server with jupyter-ai 2.x loaded
