@@ -175,3 +175,19 @@ async def test_hostile_arguments_are_one_line_errors(
     # the server is still fine
     ok = await mcp.call_tool("list_notebook_visuals", {"path": "plots.ipynb"})
     assert not ok.isError
+
+
+async def test_a_changed_live_notebook_is_seen_again(mcp, jupyter_server_3):
+    """Unchanged notebooks reuse their context; any edit or new output is seen at once."""
+    path = jupyter_server_3.write_notebook("growing.ipynb", CELLS[:3])
+    async with jupyter_server_3.open_notebook(path, user="bob") as nb:
+        await nb.execute(0)
+        await nb.execute(1)
+        first = await mcp.call_tool("see_notebook", {"path": path})
+        again = await mcp.call_tool("see_notebook", {"path": path})
+        assert [c.type for c in first.content].count("image") == 1
+        assert again.content == first.content
+        await nb.execute(2)  # a new figure, still unsaved
+        grown = await mcp.call_tool("see_notebook", {"path": path})
+        images = [c for c in grown.content if c.type == "image"]
+        assert len(images) == 2 and _colour(images[1])[2] > 200
