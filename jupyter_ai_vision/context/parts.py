@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from jupyter_ai_vision.context.budget import ModelProfile
+    from jupyter_ai_vision.context.models import ModelProfile
     from jupyter_ai_vision.limits import ImagePolicy
 
 #: Kinds of notebook content an item can come from.
