@@ -8,12 +8,12 @@ page's CSP and the browser's disabled network hold on their own).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import copy
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -383,14 +383,10 @@ def test_the_page_and_the_browser_hold_without_the_sanitiser(
     _, canary = layout_dirs
     raw = {**hostile_figures(trap.url, canary), **remote_map_figures(trap.url)}
     for name, fig in raw.items():
-        fig = copy.deepcopy(fig)
-
-        async def job(session: Any, fig: dict[str, Any] = fig) -> bytes:
-            opts = {"format": "png", "width": 360, "height": 280}
-            return bytes(await session.kaleido.calc_fig(fig, opts=opts))
-
+        opts = {"format": "png", "width": 360, "height": 280}
+        message = {"op": "plotly", "figure": copy.deepcopy(fig), "opts": opts}
         try:
-            png = charts.default_renderer().run(job, timeout=30, what=name)
+            png = charts.default_renderer().request(message, timeout=30, what=name)
         except RenderError:
             continue  # plotly.js may fail on a map without its data: nothing drawn either way
         assert share(png, MAGENTA) == 0, name
@@ -402,17 +398,8 @@ def test_the_browser_has_no_network_even_for_a_navigation(trap: Any) -> None:
     """Layer 3 alone: a top-level navigation is not subject to the page's CSP."""
     port = trap.url.rsplit(":", 1)[1]
 
-    async def job(session: Any) -> bytes:
-        tab = await session.kaleido.create_tab(url="")
-        try:
-            for url in (f"{trap.url}/nav", f"http://localhost:{port}/nav", "http://example.com/"):
-                await tab.send_command("Page.navigate", params={"url": url})
-                await asyncio.sleep(0.5)
-        finally:
-            await tab.close()
-        return b""
-
-    charts.default_renderer().run(job, timeout=30, what="navigation")
+    urls = [f"{trap.url}/nav", f"http://localhost:{port}/nav", "http://example.com/"]
+    charts.default_renderer().request({"op": "navigate", "urls": urls}, timeout=30)
     assert trap.hits == []
 
 
@@ -458,16 +445,10 @@ def test_hostile_bokeh_fetches_and_reads_nothing(trap: Any, layout_dirs: tuple[P
             charts.render_bokeh(_bokeh_doc(model))
 
     # ... and drawn raw (sanitiser bypassed), they still load nothing.
-    from jupyter_ai_vision.media.charts import _bokeh_screenshot
-
-    js_dir = bokeh.bokehjs_dir()
     for model in (with_image, with_js):
         raw = _bokeh_doc(model)
-
-        async def job(session: Any, raw: bokeh.BokehDoc = raw) -> bytes:
-            return await _bokeh_screenshot(session, js_dir, raw)
-
-        png = charts.default_renderer().run(job, timeout=30, what="raw Bokeh")
+        message = {"op": "bokeh", "docs_json": raw.docs_json, "render_items": raw.render_items}
+        png = charts.default_renderer().request(message, timeout=30, what="raw Bokeh")
         assert share(png, MAGENTA) == 0
     time.sleep(0.5)
     assert trap.hits == []
@@ -502,10 +483,12 @@ def test_lazy_start_reuse_and_shutdown() -> None:
     assert renderer.starts == 1 and renderer.state == "ready"
     assert first.png == second.png and share(second.png, BLUE, tol=10) > 0.02
     session = renderer._session
-    assert session is not None and session.pgid is not None
+    assert session is not None and session.browser_pgid is not None
+    groups = [session.proc.pid, session.browser_pgid]
+    assert all(live_processes_in_group(g) for g in groups)
     renderer.close()
     assert renderer.state == "off"
-    assert live_processes_in_group(session.pgid) == []  # the whole browser is gone
+    assert [live_processes_in_group(g) for g in groups] == [[], []]  # worker and browser gone
 
 
 def test_timeout_crash_and_memory_cap_restart_the_browser() -> None:
@@ -513,22 +496,18 @@ def test_timeout_crash_and_memory_cap_restart_the_browser() -> None:
     try:
         charts.render_plotly(blue_bar(), renderer=renderer, timeout=60)
 
-        async def hang(session: Any) -> bytes:
-            await asyncio.sleep(30)
-            return b""
-
+        message = {"op": "plotly", "figure": blue_bar(), "opts": {"format": "png"}}
         with pytest.raises(RenderError, match="took longer than"):
-            renderer.run(hang, timeout=1.0, what="Plotly chart")
+            renderer.request(message, timeout=0.001, what="Plotly chart")
         assert renderer.state in ("off", "failed")
         assert charts.render_plotly(blue_bar(), renderer=renderer, timeout=60).png
         assert renderer.starts == 2
 
-        async def crash(session: Any) -> bytes:
-            session.kill_browser()
-            return bytes(await session.kaleido.calc_fig(blue_bar()))
-
-        with pytest.raises(RenderError, match="crashed|took longer"):
-            renderer.run(crash, timeout=10, what="Plotly chart")
+        session = renderer._session
+        assert session is not None and session.browser_pgid is not None
+        os.killpg(session.browser_pgid, signal.SIGKILL)  # the browser dies under the worker
+        with pytest.raises(RenderError, match="not rendered"):
+            renderer.request(message, timeout=10, what="Plotly chart")
         assert charts.render_plotly(blue_bar(), renderer=renderer, timeout=60).png
         assert renderer.starts == 3
     finally:

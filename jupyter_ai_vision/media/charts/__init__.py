@@ -12,10 +12,8 @@ raises :class:`ChartsStarting` (the caller sends the text summary instead).
 
 from __future__ import annotations
 
-import io
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,7 +59,6 @@ class Rendered:
     png: bytes
     seconds: float  # the whole call: waiting for the browser's start or a busy tab included
     notes: list[str] = field(default_factory=list)
-    browser_seconds: float = 0.0  # drawing only
 
 
 def default_renderer() -> ChartRenderer:
@@ -105,8 +102,8 @@ def render_plotly(
 ) -> Rendered:
     """Plotly figure JSON -> PNG, with every URL / file reference removed first.
 
-    Raises :class:`RenderError` (one line: not rendered, keep the text summary) or
-    :class:`ChartsStarting`.
+    Raises :class:`ChartRefused` (never drawn: keep the text summary), :class:`ChartsStarting`
+    or :class:`RenderError` (not this time).
     """
     safe = sanitize_figure(fig)
     if plotly_js_path() is None:
@@ -114,33 +111,24 @@ def render_plotly(
             "install plotly in the Jupyter server's environment to send Plotly charts as images"
         )
     width, height = chart_size(safe.figure["layout"])
-    opts = {"format": "png", "width": width, "height": height, "scale": 1}
-
-    async def job(session: Any) -> bytes:
-        return bytes(await session.kaleido.calc_fig(safe.figure, opts=opts))
-
-    return _timed(renderer, job, timeout, "Plotly chart", safe.notes)
+    message = {
+        "op": "plotly",
+        "figure": safe.figure,
+        "opts": {"format": "png", "width": width, "height": height, "scale": 1},
+    }
+    return _timed(renderer, message, timeout, "Plotly chart", safe.notes)
 
 
 def _timed(
     renderer: ChartRenderer | None,
-    job: Callable[[Any], Awaitable[bytes]],
+    message: dict[str, Any],
     timeout: float,
     what: str,
     notes: list[str],
 ) -> Rendered:
-    drawing: list[float] = []
-
-    async def timed_job(session: Any) -> bytes:
-        began = time.perf_counter()
-        try:
-            return await job(session)
-        finally:
-            drawing.append(time.perf_counter() - began)
-
     started = time.perf_counter()
-    png = (renderer or default_renderer()).run(timed_job, timeout=timeout, what=what)
-    return Rendered(png, time.perf_counter() - started, notes, sum(drawing))
+    png = (renderer or default_renderer()).request(message, timeout=timeout, what=what)
+    return Rendered(png, time.perf_counter() - started, notes)
 
 
 def canonical(value: Any, depth: int = 0) -> Any:
@@ -180,116 +168,14 @@ def render_bokeh(
 ) -> Rendered:
     """A Bokeh document (:class:`bokeh.BokehDoc`) -> PNG, drawn by the server's own BokehJS.
 
-    Raises :class:`RenderError` (one line: keep the text summary) or :class:`ChartsStarting`.
+    Raises :class:`ChartRefused`, :class:`ChartsStarting` or :class:`RenderError`.
     """
     from jupyter_ai_vision.media.charts import bokeh
 
-    js_dir = bokeh.bokehjs_dir()
-    if js_dir is None:
+    if bokeh.bokehjs_dir() is None:
         raise RenderError(
             "install bokeh in the Jupyter server's environment to send Bokeh plots as images"
         )
     safe = bokeh.sanitize(doc)
-
-    async def job(session: Any) -> bytes:
-        return await _bokeh_screenshot(session, js_dir, safe)
-
-    return _timed(renderer, job, timeout, "Bokeh plot", safe.notes)
-
-
-async def _bokeh_screenshot(session: Any, js_dir: Any, doc: Any) -> bytes:
-    """Draw ``doc`` on a fresh page in the session's Bokeh tab and screenshot the plot."""
-    import base64
-    import json
-
-    from jupyter_ai_vision.media.charts import bokeh
-    from jupyter_ai_vision.media.charts._browser import CSP_META
-
-    tab = session.extra.get("bokeh_tab")
-    if tab is None:
-        page = session.tmp / "bokeh.html"
-        page.write_text(bokeh.page_html(js_dir, CSP_META), encoding="utf-8")
-        tab = await session.kaleido.create_tab(url="")
-        await _command(tab, "Page.enable")
-        await _command(tab, "Runtime.enable")
-        await _command(
-            tab,
-            "Emulation.setDeviceMetricsOverride",
-            {
-                "width": MAX_CHART_EDGE // 2,
-                "height": MAX_CHART_EDGE // 2,
-                "deviceScaleFactor": 1,
-                "mobile": False,
-            },
-        )
-        session.extra["bokeh_tab"] = tab
-        session.extra["bokeh_page"] = page.as_uri()
-    loaded = tab.subscribe_once("Page.loadEventFired")
-    await _command(tab, "Page.navigate", {"url": session.extra["bokeh_page"]})  # a fresh page
-    await loaded
-    window = await _command(tab, "Runtime.evaluate", {"expression": "window"})
-    result = await _command(
-        tab,
-        "Runtime.callFunctionOn",
-        {
-            "functionDeclaration": bokeh.EMBED_JS,
-            "objectId": window["result"]["objectId"],
-            "arguments": [{"value": doc.docs_json}, {"value": doc.render_items}],
-            "awaitPromise": True,
-            "returnByValue": True,
-        },
-    )
-    if "exceptionDetails" in result:
-        details = result["exceptionDetails"]
-        text = details.get("exception", {}).get("description") or details.get("text", "error")
-        raise RenderError(
-            f"Bokeh plot not rendered: BokehJS error: {str(text).splitlines()[0][:200]}"
-        )
-    box = json.loads(result["result"]["value"])
-    width = min(int(box["width"] + 0.999), MAX_CHART_EDGE)
-    height = min(int(box["height"] + 0.999), MAX_CHART_EDGE)
-    if width < 2 or height < 2:
-        raise RenderError("Bokeh plot not rendered: BokehJS drew nothing")
-    shot = await _command(
-        tab,
-        "Page.captureScreenshot",
-        {
-            "format": "png",
-            "clip": {"x": box["x"], "y": box["y"], "width": width, "height": height, "scale": 1},
-            "captureBeyondViewport": True,
-        },
-    )
-    return _trim_background(base64.b64decode(shot["data"]))
-
-
-def _trim_background(png: bytes) -> bytes:
-    """The screenshot without the page's blank margins (a layout may stretch its box to the
-    viewport's width while drawing far less)."""
-    from PIL import Image, ImageChops
-
-    with Image.open(io.BytesIO(png)) as shot:
-        rgb = shot.convert("RGB")
-    blank = Image.new("RGB", rgb.size, rgb.getpixel((rgb.width - 1, rgb.height - 1)))
-    box = ImageChops.difference(rgb, blank).getbbox()
-    if box is None or (box[2] - box[0]) * (box[3] - box[1]) > 0.8 * rgb.width * rgb.height:
-        return png  # blank, or margins too small to matter: the plot exactly as drawn
-    left, top, right, bottom = box
-    pad = 4
-    box = (
-        max(0, left - pad),
-        max(0, top - pad),
-        min(rgb.width, right + pad),
-        min(rgb.height, bottom + pad),
-    )
-    out = io.BytesIO()
-    rgb.crop(box).save(out, "PNG", compress_level=3)
-    return out.getvalue()
-
-
-async def _command(tab: Any, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    response = await tab.send_command(method, params=params or {})
-    if "error" in response:
-        message = response["error"].get("message", "error")
-        raise RenderError(f"chart browser error in {method}: {message}")
-    result = response.get("result", {})
-    return result if isinstance(result, dict) else {}
+    message = {"op": "bokeh", "docs_json": safe.docs_json, "render_items": safe.render_items}
+    return _timed(renderer, message, timeout, "Bokeh plot", safe.notes)

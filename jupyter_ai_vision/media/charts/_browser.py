@@ -1,54 +1,56 @@
-"""The chart browser: one long-lived, locked-down headless Chromium, driven by kaleido 1.x.
+"""The chart browser: one long-lived, locked-down headless Chromium, driven by kaleido 1.x in
+a worker process (``_worker.py``).
 
-Measured (kaleido 1.5, Debian chromium 156, 2 cores): the browser starts in ~2.4 s, a reused
-one renders a Plotly figure in ~0.16 s, a fresh one per figure takes ~2.5 s. So one browser
-per server process, started on the first chart that needs it (never at import or server
-start), reused, killed at exit.
+Measured (kaleido 1.5, Debian chromium 156, 2 cores): the browser starts in ~2.4 s idle
+(~8 s on a loaded machine), a reused one renders a Plotly figure in ~0.03 s once kaleido's
+page reload per figure is skipped (~0.2-0.4 s with it), a fresh one per figure takes ~2.5-5 s.
+So one browser per server process, started on the first chart that needs it (never at import
+or server start), reused, stopped at exit.
 
-It runs in its own thread with its own asyncio loop: kaleido is async, and neither its start
-nor a render may touch the server's event loop. Callers (the builder's worker threads) block
-on a future with a wall-clock deadline.
+kaleido and the browser live in a worker process, not a thread: importing kaleido in a thread
+stalled the server's event loop by ~200 ms (GIL), and choreographer encodes every figure in
+Python. Callers (the builder's worker threads) block on the worker's reply with a wall-clock
+deadline; nothing here ever runs on the server's event loop.
 
 The browser must not become a way out of the notebook (measured: kaleido as shipped fetched a
 127.0.0.1 URL and drew a local PNG outside the notebook folder). Three layers, each enough on
 its own for every case in tests/test_charts.py:
 
 1. the spec is sanitised before it is sent (``plotly_safety.py``, ``bokeh.py``);
-2. the page carries a Content-Security-Policy: scripts only from the local files we name,
-   images only ``data:``/``blob:``, no fetch/XHR, no fonts, no frames;
+2. the page carries a Content-Security-Policy: scripts only from local files (ours),
+   images only ``data:``/``blob:``, no fetch/XHR, no fonts, no frames, no ``eval``;
 3. Chromium runs without network: choreographer's ``--disable-web-security`` and
    ``--allow-file-access-from-files`` are removed, every host resolves to nothing, every
    request (loopback included) goes to a proxy that does not exist, and background
    networking is off.
 
-Per render: a wall-clock timeout and a memory cap (V8 heap flag, plus a watchdog on the
-browser's process-group RSS); a browser that times out, crashes or exceeds the cap is killed
-and started afresh on the next chart.
+Per chart: a wall-clock timeout and a memory cap (V8 heap flag, plus a watchdog on the RSS of
+the worker's and the browser's process groups); a worker that times out, crashes or exceeds the
+cap is killed with its browser, and a fresh one starts on the next chart.
 """
 
 from __future__ import annotations
 
-import asyncio
 import atexit
-import concurrent.futures
+import base64
 import contextlib
 import importlib.util
+import json
 import logging
 import os
+import queue
 import shutil
 import signal
+import struct
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any
 
-from jupyter_ai_vision._text import first_line
 from jupyter_ai_vision.errors import ChartsStarting, RenderError
-
-T = TypeVar("T")
 
 #: The footer / ``inspect`` line when no browser can be used.
 INSTALL_HINT = "install chromium to send interactive charts as images"
@@ -60,10 +62,10 @@ BROWSER_ENV = "BROWSER_PATH"
 _BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 
 #: choreographer's flags that open the page to the network and the file system.
-_UNSAFE_FLAGS = frozenset({"--disable-web-security", "--allow-file-access-from-files"})
+UNSAFE_FLAGS = frozenset({"--disable-web-security", "--allow-file-access-from-files"})
 #: No network at all: names resolve to nothing, and every request, loopback included, is sent
 #: to a proxy that cannot be resolved either (``<-loopback>`` removes Chrome's implicit bypass).
-_LOCKDOWN_FLAGS = (
+LOCKDOWN_FLAGS = (
     "--host-resolver-rules=MAP * ~NOTFOUND",
     "--proxy-server=http://proxy.invalid:9",
     "--proxy-bypass-list=<-loopback>",
@@ -123,24 +125,22 @@ def unavailable_reason() -> str | None:
 
 
 class ChartRenderer:
-    """One browser, started lazily in its own thread, reused, restarted after a failure."""
+    """One worker + browser, started lazily in the background, reused, restarted after a
+    failure."""
 
     #: A browser that failed to start is not tried again for this long (seconds).
     RETRY_AFTER = 30.0
 
     def __init__(self, *, memory_bytes: int = 1_500_000_000, heap_mb: int = 512) -> None:
-        self.memory_bytes = memory_bytes
-        self.heap_mb = heap_mb
+        self.memory_bytes = memory_bytes  # RSS cap of the worker and its browser, together
+        self.heap_mb = heap_mb  # V8 heap cap of each page
         self._lock = threading.Lock()
-        self._render_lock = threading.Lock()  # one figure at a time: one tab, 2 cores
+        self._render_lock = threading.Lock()  # one chart at a time: one tab, 2 cores
         self._session: _Session | None = None
         self._failed_at = 0.0
         self._failure: str | None = None
-        self.starts = 0  # browsers started (tests and benchmarks read it)
-        self.start_seconds: float | None = None
+        self.starts = 0  # workers started (tests and benchmarks read it)
         self._atexit = False
-
-    # -- lifecycle ------------------------------------------------------------------------
 
     @property
     def state(self) -> str:
@@ -150,8 +150,14 @@ class ChartRenderer:
             return "failed" if self._failure else "off"
         return "ready" if session.ready.is_set() and session.error is None else "starting"
 
+    @property
+    def start_seconds(self) -> float | None:
+        session = self._session
+        return session.start_seconds if session is not None else None
+
     def start(self) -> None:
-        """Start the browser in the background if it is not running; never blocks."""
+        """Start the worker and its browser in the background if not running; never blocks
+        for long (one ``fork``/``exec``)."""
         with self._lock:
             if self._session is not None and self._session.alive():
                 return
@@ -167,7 +173,6 @@ class ChartRenderer:
             self.starts += 1
             self._failure = None
             self._session = _Session(self)
-            self._session.launch()
 
     def wait_ready(self, timeout: float) -> _Session:
         """The running session, waiting at most ``timeout`` s for its start.
@@ -186,13 +191,13 @@ class ChartRenderer:
             raise RenderError(session.error)
         return session
 
-    def run(self, job: Callable[[Any], Awaitable[T]], *, timeout: float, what: str = "chart") -> T:
-        """Run ``job(session)`` on the browser's loop.
+    def request(self, message: dict[str, Any], *, timeout: float, what: str = "chart") -> bytes:
+        """Send one request to the worker; the PNG it answers.
 
         Waits at most ``timeout`` s for the browser's start (then :class:`ChartsStarting`),
-        at most ``timeout`` s for another chart to finish, and gives the job ``timeout`` s of
-        its own; a job that overruns, crashes the browser or exceeds the memory cap gets the
-        browser killed (the next chart starts a fresh one).
+        at most ``timeout`` s for another chart to finish, and gives the request ``timeout``
+        s of its own; a request that overruns, crashes the browser or exceeds the memory cap
+        gets the worker killed (the next chart starts a fresh one).
         """
         session = self.wait_ready(timeout)
         if not self._render_lock.acquire(timeout=timeout):
@@ -200,7 +205,7 @@ class ChartRenderer:
         try:
             if not session.alive():  # killed while this chart waited for its turn
                 raise RenderError(f"{what} not rendered: the chart browser is restarting")
-            return session.run(job, deadline=time.monotonic() + timeout, what=what)
+            return session.request(message, timeout=timeout, what=what)
         except _Broken as exc:
             self._fail(session, str(exc))
             raise RenderError(str(exc)) from None
@@ -208,7 +213,7 @@ class ChartRenderer:
             self._render_lock.release()
 
     def close(self) -> None:
-        """Stop the browser (at exit, with the server, or in tests)."""
+        """Stop the worker and its browser (at exit, with the server, or in tests)."""
         with self._lock:
             session, self._session = self._session, None
         if session is not None:
@@ -224,200 +229,146 @@ class ChartRenderer:
 
 
 class _Broken(Exception):
-    """The browser is unusable after this (timeout, crash, memory): kill and restart."""
+    """The worker is unusable after this (timeout, crash, memory): kill it and restart."""
 
 
 class _Session:
-    """One browser process and the thread + loop that drive it."""
+    """One worker process (and, through it, one browser)."""
 
     def __init__(self, owner: ChartRenderer) -> None:
         self.owner = owner
         self.ready = threading.Event()
         self.error: str | None = None
-        self.kaleido: Any = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.thread: threading.Thread | None = None
+        self.start_seconds: float | None = None
+        self.browser_pgid: int | None = None
+        self.memory_exceeded = False
         self.tmp = Path(tempfile.mkdtemp(prefix="jupyter-ai-vision-charts-"))
-        self.pgid: int | None = None
-        self.extra: dict[str, Any] = {}  # per-session state of other chart kinds (Bokeh tab)
-        self.memory_exceeded = False  # set by the watchdog when it killed the browser
-
-    def launch(self) -> None:
-        self.thread = threading.Thread(
-            target=self._main, name="jupyter-ai-vision-charts", daemon=True
+        self._replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._started = time.perf_counter()
+        # Its own session: the worker and everything it starts can be killed as a group.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyter_ai_vision.media.charts._worker", str(self.tmp)]
+            + [str(owner.heap_mb)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
         )
-        self.thread.start()
+        self._reader = threading.Thread(
+            target=self._read_replies, name="jupyter-ai-vision-charts", daemon=True
+        )
+        self._reader.start()
 
     def alive(self) -> bool:
-        return self.thread is not None and self.thread.is_alive() and self.error is None
+        return self.proc.poll() is None and self.error is None
 
-    def _main(self) -> None:
-        loop = asyncio.new_event_loop()
-        self.loop = loop
-        asyncio.set_event_loop(loop)
-        started = time.perf_counter()
-        try:
-            loop.run_until_complete(self._open())
-            self.owner.start_seconds = time.perf_counter() - started
-        except Exception as exc:  # no browser, it died at start, kaleido too old...
-            self.error = f"the chart browser could not start ({first_line(exc)})"
-            _log.warning("jupyter-ai-vision: %s", self.error)
-        finally:
-            self.ready.set()
-        if self.error is None:
-            loop.run_forever()
-        with contextlib.suppress(Exception):
-            loop.close()
-
-    async def _open(self) -> None:
-        _quiet_kaleido_logs()
-        import kaleido
-
-        browser_path = find_browser()
-        if browser_path is None:
-            raise RenderError(INSTALL_HINT)
-        plotly_js = plotly_js_path()
-        self.kaleido = _reusing_kaleido(kaleido)(
-            n=1,
-            timeout=None,  # ours: a wall-clock deadline per call, then the browser is killed
-            page_generator=_plotly_page(kaleido, plotly_js, self.tmp),
-            browser_cls=_locked_chromium(self.owner.heap_mb),
-            path=browser_path,
-            enable_extensions=False,
-            tmp_dir=str(self.tmp),
-        )
-        await self.kaleido.open()
-        proc = getattr(self.kaleido, "subprocess", None)
-        if proc is not None:
-            self.pgid = proc.pid  # choreographer starts it in its own session
-
-    def run(self, job: Callable[[Any], Awaitable[T]], *, deadline: float, what: str) -> T:
-        assert self.loop is not None
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise RenderError(f"{what} not rendered: no time left")
-        future = asyncio.run_coroutine_threadsafe(self._guarded(job, what), self.loop)
-        try:
-            return future.result(timeout=remaining)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            if self.memory_exceeded:
-                raise _Broken(self._memory_message(what)) from None
-            raise _Broken(f"{what} not rendered: it took longer than {remaining:.3g} s") from None
-
-    async def _guarded(self, job: Callable[[Any], Awaitable[T]], what: str) -> T:
-        """The job, with a memory watchdog; a dead browser becomes :class:`_Broken`."""
-        watchdog = asyncio.ensure_future(self._watch_memory())
-        try:
-            return await job(self)
-        except Exception as exc:
-            if self.memory_exceeded:
-                raise _Broken(self._memory_message(what)) from None
-            if isinstance(exc, RenderError):
-                raise
-            if self._process_dead():
-                raise _Broken(f"{what} not rendered: the chart browser crashed") from None
-            raise RenderError(f"{what} not rendered: {first_line(exc)}") from None
-        finally:
-            watchdog.cancel()
-
-    def _memory_message(self, what: str) -> str:
-        return f"{what} not rendered: it needed more than {self.owner.memory_bytes // 1_000_000} MB"
-
-    async def _watch_memory(self) -> None:
-        if self.pgid is None or not sys.platform.startswith("linux"):
-            return
-        while True:  # checked at once (most renders take ~30 ms), then every 0.1 s
-            if _group_rss(self.pgid) > self.owner.memory_bytes:
-                self.memory_exceeded = True
-                self.kill_browser()
+    def _read_replies(self) -> None:
+        assert self.proc.stdout is not None
+        first = True
+        while True:
+            message = _read_frame(self.proc.stdout)
+            if first:
+                first = False
+                if message is None or not message.get("ready"):
+                    self.error = "the chart browser could not start" + (
+                        f" ({message.get('error')})" if message and message.get("error") else ""
+                    )
+                    _log.warning("jupyter-ai-vision: %s", self.error)
+                else:
+                    self.browser_pgid = int(message["browser_pgid"])
+                    self.start_seconds = time.perf_counter() - self._started
+                self.ready.set()
+                if message is None:
+                    return
+                continue
+            self._replies.put(message)
+            if message is None:
                 return
-            await asyncio.sleep(0.1)
 
-    def _process_dead(self) -> bool:
-        proc = getattr(self.kaleido, "subprocess", None)
-        return proc is not None and proc.poll() is not None
+    def request(self, message: dict[str, Any], *, timeout: float, what: str) -> bytes:
+        assert self.proc.stdin is not None
+        while not self._replies.empty():  # a late reply to a request that timed out
+            self._replies.get_nowait()
+        deadline = time.monotonic() + timeout
+        try:
+            _write_frame(self.proc.stdin, message)
+        except OSError:
+            raise _Broken(f"{what} not rendered: the chart browser crashed") from None
+        while True:
+            if self._over_memory():
+                raise _Broken(
+                    f"{what} not rendered: it needed more than "
+                    f"{self.owner.memory_bytes // 1_000_000} MB"
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _Broken(f"{what} not rendered: it took longer than {timeout:g} s")
+            try:
+                # Checked at once (most renders take ~30 ms), then every 0.1 s.
+                reply = self._replies.get(timeout=min(0.1, remaining))
+            except queue.Empty:
+                continue
+            if reply is None:
+                raise _Broken(f"{what} not rendered: the chart browser crashed")
+            if reply.get("ok"):
+                return base64.b64decode(reply["png"])
+            error = f"{what} not rendered: {reply.get('error') or 'error'}"
+            if reply.get("broken"):
+                raise _Broken(error)
+            raise RenderError(error)
+
+    def _over_memory(self) -> bool:
+        if not sys.platform.startswith("linux"):
+            return False
+        groups = [self.proc.pid] + ([self.browser_pgid] if self.browser_pgid else [])
+        if sum(_group_rss(g) for g in groups) > self.owner.memory_bytes:
+            self.memory_exceeded = True
+        return self.memory_exceeded
 
     def close(self) -> None:
-        loop = self.loop
-        if loop is not None and self.kaleido is not None and self.ready.is_set():
-            future = asyncio.run_coroutine_threadsafe(self.kaleido.close(), loop)
-            with contextlib.suppress(Exception):
-                future.result(timeout=5)
+        """Ask the worker to stop (it closes its browser), then make sure."""
+        with contextlib.suppress(OSError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()  # EOF: the worker closes kaleido and exits
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
         self.kill()
 
     def kill(self) -> None:
-        """Kill the browser's whole process group and stop the loop (idempotent)."""
-        self.kill_browser()
-        loop = self.loop
-        if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(loop.stop)
+        """Kill the worker's and the browser's process groups (idempotent)."""
+        for pgid in (self.proc.pid, self.browser_pgid):
+            if pgid:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pgid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            self.proc.wait(timeout=5)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(OSError):
+                if pipe is not None:
+                    pipe.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def kill_browser(self) -> None:
-        """Kill the browser's process group; the loop keeps running (the job in flight then
-        fails at once and says why)."""
-        if self.pgid is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pgid, signal.SIGKILL)
-        proc = getattr(self.kaleido, "subprocess", None)
-        if proc is not None:
-            with contextlib.suppress(Exception):
-                proc.wait(timeout=5)
+
+def _read_frame(stream: IO[bytes]) -> dict[str, Any] | None:
+    try:
+        head = stream.read(4)
+        if len(head) < 4:
+            return None
+        (size,) = struct.unpack(">I", head)
+        body = stream.read(size)
+    except (OSError, ValueError):
+        return None
+    if len(body) < size:
+        return None
+    value = json.loads(body)
+    return value if isinstance(value, dict) else None
 
 
-#: A tab is reloaded (fresh page state) after this many renders, and after any failed one.
-RELOAD_EVERY = 50
-
-
-def _reusing_kaleido(kaleido: Any) -> type:
-    """kaleido's browser, keeping its page between renders.
-
-    kaleido reloads the page after every figure, which re-parses plotly.js (4.6 MB): ~0.2-0.4 s
-    of a ~0.02 s render (measured). ``Plotly.toImage`` draws into a detached div it purges, so
-    the page is reused, and reloaded every ``RELOAD_EVERY`` renders and after a failure. If a
-    later kaleido renames this hook, it reloads every time again: slower, never wrong.
-    """
-
-    class ReusingKaleido(kaleido.Kaleido):  # type: ignore[misc,name-defined]
-        _renders_since_reload = 0
-
-        async def _return_kaleido_tab(self, tab: Any) -> None:
-            self._renders_since_reload += 1
-            # Called from kaleido's ``finally``: an exception in flight means the render failed.
-            if sys.exc_info()[0] is not None or self._renders_since_reload >= RELOAD_EVERY:
-                self._renders_since_reload = 0
-                await tab.reload()
-            await self.tabs_ready.put(tab)
-
-    return ReusingKaleido
-
-
-def _plotly_page(kaleido: Any, plotly_js: Path | None, tmp: Path) -> Any:
-    """kaleido's page with our CSP, the server's own plotly.js and no MathJax (a CDN)."""
-
-    class LockedPage(kaleido.PageGenerator):  # type: ignore[misc,name-defined]
-        header = kaleido.PageGenerator.header.replace("<head>", "<head>\n        " + CSP_META, 1)
-
-    if plotly_js is None:
-        # kaleido would fall back to a CDN. Without plotly.js the page renders no Plotly
-        # chart (render_plotly says why before asking) but still serves Bokeh.
-        plotly_js = tmp / "no-plotly.js"
-        plotly_js.write_text("/* plotly is not installed in the server's environment */\n")
-    return LockedPage(mathjax=False, plotly=str(plotly_js))
-
-
-def _locked_chromium(heap_mb: int) -> type:
-    """choreographer's Chromium launcher with its network and file openings closed."""
-    from choreographer.browsers.chromium import Chromium
-
-    class LockedChromium(Chromium):  # type: ignore[misc,valid-type]
-        def get_cli(self) -> list[str]:
-            cli = [arg for arg in super().get_cli() if arg not in _UNSAFE_FLAGS]
-            return [*cli, *_LOCKDOWN_FLAGS, f"--js-flags=--max-old-space-size={heap_mb}"]
-
-    return LockedChromium
+def _write_frame(stream: IO[bytes], message: dict[str, Any]) -> None:
+    body = json.dumps(message).encode("utf-8")
+    stream.write(struct.pack(">I", len(body)) + body)
+    stream.flush()
 
 
 def _group_rss(pgid: int) -> int:
@@ -437,13 +388,3 @@ def _group_rss(pgid: int) -> int:
         if len(fields) > 21 and int(fields[2]) == pgid:
             total += int(fields[21]) * page
     return total
-
-
-def _quiet_kaleido_logs() -> None:
-    # kaleido, choreographer and the browser's own stderr log through logistro (INFO, and a
-    # warning each time we kill a browser on purpose): a server log is not the place for them
-    # unless someone asked (an explicit level is kept). Our own failures are logged by us.
-    for name in ("kaleido", "choreographer", "browser_proc", "chrome_wrapper", "logistro"):
-        logger = logging.getLogger(name)
-        if logger.level == logging.NOTSET:
-            logger.setLevel(logging.ERROR)
