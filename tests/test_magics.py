@@ -7,13 +7,11 @@ LiteLLM's real HTTP path to the recording model server.
 from __future__ import annotations
 
 import json
-import os
-import queue
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from jupyter_client.manager import start_new_kernel
+from fixtures.kernel import Kernel
 
 from jupyter_ai_vision.context import messages
 from jupyter_ai_vision.testing import images_in, text_in
@@ -21,39 +19,6 @@ from jupyter_ai_vision.testing import images_in, text_in
 pytestmark = [pytest.mark.jupyter_ai_2, pytest.mark.kernel]
 
 KEY = "sk-magics-test-key-0123456789"
-
-
-class Kernel:
-    """A tiny synchronous driver: run code, collect stdout / stderr / display / error."""
-
-    def __init__(self) -> None:
-        env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "OPENAI_API_KEY": ""}
-        env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-        self.km, self.kc = start_new_kernel(kernel_name="python3", env=env)
-
-    def run(self, code: str, timeout: float = 90) -> dict[str, Any]:
-        msg_id = self.kc.execute(code)
-        out: dict[str, Any] = {"stdout": "", "stderr": "", "data": [], "error": None}
-        while True:
-            try:
-                msg = self.kc.get_iopub_msg(timeout=timeout)
-            except queue.Empty:
-                raise AssertionError(f"kernel timed out running {code[:80]!r}") from None
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            kind, content = msg["msg_type"], msg["content"]
-            if kind == "stream":
-                out[content["name"]] += content["text"]
-            elif kind in ("display_data", "execute_result"):
-                out["data"].append(content["data"])
-            elif kind == "error":
-                out["error"] = content
-            elif kind == "status" and content["execution_state"] == "idle":
-                return out
-
-    def close(self) -> None:
-        self.kc.stop_channels()
-        self.km.shutdown_kernel(now=True)
 
 
 @pytest.fixture(scope="module")
