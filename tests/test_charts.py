@@ -575,3 +575,28 @@ def test_bokeh_document_is_read_as_data_never_run() -> None:
     assert doc is not None and doc.docs_json == {"d": {"roots": []}}
     assert bokeh.find_document("const docs_json = {broken") is None
     assert bokeh.find_document(base64.b64encode(b"docs_json").decode()) is None
+
+
+# --- /see on a real Jupyter server --------------------------------------------------------------
+
+
+async def test_see_sends_a_live_plotly_chart_as_pixels(
+    jupyter_server: Any, model_server: Any
+) -> None:
+    cell = (
+        "import plotly.graph_objects as go, plotly.io as pio\n"
+        "pio.renderers.default = 'plotly_mimetype'\n"
+        "go.Figure(go.Bar(x=['a', 'b'], y=[2, 3], marker_color='#ff0000'))"
+        ".update_layout(width=400, height=300, title='Live bars').show()"
+    )
+    path = jupyter_server.write_notebook("live_chart.ipynb", [cell])
+    model_server.set_reply("Two red bars.")
+    async with jupyter_server.open_notebook(path, user="dana") as nb:
+        await nb.execute_all()
+        async with jupyter_server.chat("dana") as chat:
+            reply = await chat.ask("/see what colour are the bars?")
+    request = model_server.chat_requests()[-1]
+    (image,) = images_in(request)
+    assert share(image, RED) > 0.05  # drawn on the server from the live (unsaved) figure
+    assert "Plotly figure 'Live bars'" in json.dumps(request)
+    assert reply.text.startswith("Two red bars.") and "1 plotly" in reply.text
