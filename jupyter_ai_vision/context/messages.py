@@ -56,6 +56,9 @@ OUT_OF_ORDER = (
 )
 #: what ``%%ai`` says before the objects a question names with ``@name``
 REFERENCES_HEADER = "# Objects from the user's kernel that the question names with @name."
+#: the MCP tool ``see_notebook`` says first which state of the notebook the model is looking at
+READ_LIVE = "Read from the live notebook (includes unsaved changes and fresh outputs)."
+READ_SAVED = "Read from the saved file (the notebook is not open in JupyterLab)."
 
 # --- defusing -------------------------------------------------------------------------------
 

@@ -44,9 +44,6 @@ TIMEOUT = 60.0
 MAX_ARG_CHARS = 1_000
 #: MIME types MCP clients take as ``ImageContent`` everywhere; others are re-encoded as PNG.
 MCP_IMAGE_MIMES = ("image/png", "image/jpeg")
-#: First line of see_notebook's answer: which state of the notebook the model is looking at.
-READ_LIVE = "Read from the live notebook (includes unsaved changes and fresh outputs)."
-READ_SAVED = "Read from the saved file (the notebook is not open in JupyterLab)."
 
 log = logging.getLogger(__name__)
 
@@ -189,9 +186,10 @@ _CONTEXTS: LRU[tuple[str, str, str | int | None], Any] = LRU(
 def _to_mcp_content(ctx: Any, source: str) -> list[TextContent | ImageContent]:
     """The wire format (``VisionContext.to_openai_content``) carried over MCP: each text part
     as TextContent, each ``image_url`` part as ImageContent (PNG/JPEG)."""
-    content: list[TextContent | ImageContent] = [
-        TextContent(type="text", text=READ_LIVE if source == "live" else READ_SAVED)
-    ]
+    from jupyter_ai_vision.context import messages
+
+    first = messages.READ_LIVE if source == "live" else messages.READ_SAVED
+    content: list[TextContent | ImageContent] = [TextContent(type="text", text=first)]
     for part in ctx.to_openai_content():
         if part["type"] == "image_url":
             # our own data URI: "data:<mime>;base64,<payload>"
