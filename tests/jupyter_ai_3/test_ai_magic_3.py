@@ -173,3 +173,15 @@ def test_bad_references_are_notes_and_never_evaluated(kernel, model_server):
     assert any("'missing_var' is not defined" in n for n in notes)
     text = text_in(model_server.chat_requests()[-1])
     assert "<kernel-variable" not in text and "was not looked up" in text
+
+
+def test_refused_images_are_asked_again_as_text(kernel, model_server):
+    model_server.fail("no_images", times=1)
+    model_server.set_reply("Answered from the text description.")
+    out = kernel.run(ai(model_server, "Describe @fig", max_retries=0))
+    assert out["error"] is None, out["error"]
+    refused, retried = model_server.chat_requests()
+    assert len(images_in(refused)) == 1 and images_in(retried) == []
+    assert "matplotlib Figure" in text_in(retried)
+    assert "Answered from the text description." in _shown(out)
+    assert "refused them" in out["stderr"]
