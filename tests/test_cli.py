@@ -45,7 +45,8 @@ def test_inspect_json_has_the_documented_shape(rich_path, capsys):
     ]
     assert main(args) == 0
     data = json.loads(capsys.readouterr().out)
-    assert set(data) == {"notebook", "model", "items", "skipped", "renders", "totals"}
+    assert set(data) == {"notebook", "model", "items", "skipped", "renders", "captions", "totals"}
+    assert data["captions"] == {}  # only a text-only model with a caption model gets captions
     assert data["notebook"] == str(rich_path) and data["model"] == "claude-3-5-sonnet"
     item_keys = {"cell_index", "cell_id", "kind", "mime", "width", "height", "sent_width"}
     item_keys |= {"sent_height", "bytes", "tokens", "sha256"}
