@@ -352,3 +352,34 @@ def test_svg_guard_refuses_url_paints_but_not_text(tmp_path: Path) -> None:
     }
     with pytest.raises(vega.RenderError, match="external images or files"):
         vega.render_vegalite(paint_spec)
+
+
+def test_nan_and_infinite_values_render_as_missing() -> None:
+    # The spec travels to the sandboxed renderer as JSON, which has no NaN: they become null.
+    spec = {
+        "data": {
+            "values": [{"a": 1, "b": 2}, {"a": float("nan"), "b": float("inf")}, {"a": 3, "b": 1}]
+        },
+        "mark": "point",
+        "encoding": {
+            "x": {"field": "a", "type": "quantitative"},
+            "y": {"field": "b", "type": "quantitative"},
+        },
+    }
+    assert png_size(vega.render_vegalite(spec))[0] > 100
+
+
+def test_renders_run_in_the_sandbox_and_a_crash_costs_one_chart(
+    charts: dict[str, alt.TopLevelMixin],
+) -> None:
+    import os
+    import signal
+
+    png = vega.render_vegalite(charts["inline"].to_dict())
+    pids = vega.SANDBOX.pids()
+    assert pids and os.getpid() not in pids  # drawn by a worker process, not this one
+    for pid in pids:  # our own idle workers: as if the OOM killer had ended them
+        os.kill(pid, signal.SIGKILL)
+    while vega.SANDBOX.idle_count():  # until the pool sees them gone (every thread exited)
+        time.sleep(0.01)
+    assert vega.render_vegalite(charts["inline"].to_dict()) == png  # replaced, same picture

@@ -215,7 +215,7 @@ def _convert(
             im.draft("RGB", target)  # DCT-domain downscale: decodes far fewer pixels
         im.seek(0)  # GIF / WebP: first frame
         orientation = _orientation(im) if fmt in ("jpeg", "webp") else 1
-        im = _normalise_mode(im)
+        im = _normalise_mode(im, target)
         if orientation != 1:  # show it the way a viewer would
             from PIL import ImageOps
 
@@ -237,11 +237,12 @@ def _convert(
     )
 
 
-def _normalise_mode(im: PILImage) -> PILImage:
+def _normalise_mode(im: PILImage, target: tuple[int, int] | None = None) -> PILImage:
     """The image in a mode every API takes (RGB, RGBA, L, LA) with the tones a viewer shows.
 
     Pillow's own ``convert`` clips high-bit-depth values to 0..255 (a 16-bit grayscale PNG
-    becomes all white) and cannot convert every mode: those are scaled here instead.
+    becomes all white) and cannot convert every mode: those are scaled here instead (and
+    resized to ``target`` first, at their own depth, so no full-size float copy is made).
     """
     from PIL import Image
 
@@ -254,7 +255,7 @@ def _normalise_mode(im: PILImage) -> PILImage:
     if im.mode == "1":
         return im.convert("L")
     if im.mode.startswith("I;16") or im.mode in ("I", "F"):
-        return _to_8bit(im)
+        return _to_8bit(im, target)
     if im.mode == "La":  # premultiplied: Pillow has no La -> LA conversion
         luma, alpha = im.split()
         return Image.merge("RGBa", (luma, luma, luma, alpha)).convert("RGBA").convert("LA")
@@ -263,14 +264,20 @@ def _normalise_mode(im: PILImage) -> PILImage:
     return im.convert("RGBA" if has_alpha else "RGB")
 
 
-def _to_8bit(im: PILImage) -> PILImage:
+def _to_8bit(im: PILImage, target: tuple[int, int] | None) -> PILImage:
     """16-bit, 32-bit integer and float grayscale -> L, scaled rather than clipped.
 
     16-bit modes map their full range (v / 257, as viewers show them); 32-bit integers and
     floats keep values already in 0..255, map 0..65535 (integers) or 0..1 (floats) to it,
     and stretch any other range to 0..255.
     """
+    from PIL import Image
+
     low, high = _tone_range(im)
+    if im.mode not in ("I;16", "I", "F"):  # Pillow resizes I;16B wrongly: widen it first
+        im = im.convert("I")
+    if target is not None and im.size != target:
+        im = im.resize(target, Image.Resampling.BICUBIC, reducing_gap=3.0)
     scale = 255.0 / (high - low)
     wide = im.convert("F")  # linear maps keep full precision in float
     return wide.point(lambda v: (v - low) * scale).convert("L")

@@ -73,7 +73,8 @@ class SandboxFailure(RenderError):
     """A sandboxed call did not produce a result. ``kind``: ``timeout`` (killed after the
     wall-clock limit), ``crash`` (died: out of memory, abort), ``error`` (the renderer raised;
     ``detail`` is its first line), ``deadline`` (killed when the caller's deadline came first),
-    ``busy`` (no worker free before the deadline) or ``start`` (the worker could not start)."""
+    ``busy`` (no worker free before the deadline), ``start`` (the worker could not start) or
+    ``dead`` (the worker had died before the request: retried once, never shown)."""
 
     def __init__(self, kind: str, detail: str) -> None:
         super().__init__(detail)
@@ -124,8 +125,12 @@ class _Worker:
         timer = threading.Timer(timeout, self.proc.kill)
         timer.start()
         try:
-            self.proc.stdin.write(request)
-            self.proc.stdin.flush()
+            try:
+                self.proc.stdin.write(request)
+                self.proc.stdin.flush()
+            except BrokenPipeError:  # it died while idle (e.g. the OOM killer): not this job
+                self.kill()
+                raise SandboxFailure("dead", "the renderer had stopped") from None
             status = _read(self.proc.stdout, 1)
             (length,) = struct.unpack(">I", _read(self.proc.stdout, 4))
             payload = _read(self.proc.stdout, length)
@@ -200,8 +205,29 @@ class Sandbox:
         """Run ``op`` on ``data`` in a worker; at most ``timeout`` seconds of rendering, and
         nothing after ``deadline`` (a ``time.monotonic()`` value: bounds the wait for a free
         worker too). Raises :class:`SandboxFailure`."""
+        try:
+            return self._call_once(op, data, options, timeout, memory_bytes, deadline)
+        except SandboxFailure as exc:
+            if exc.kind != "dead":
+                raise
+        # An idle worker that had died before the request: one retry on a fresh worker.
+        return self._call_once(op, data, options, timeout, memory_bytes, deadline)
+
+    def _call_once(
+        self,
+        op: str,
+        data: bytes,
+        options: dict[str, Any] | None,
+        timeout: float,
+        memory_bytes: int,
+        deadline: float | None,
+    ) -> bytes:
+        if deadline is not None and deadline <= time.monotonic():
+            raise SandboxFailure("deadline", "the time for this request's renders ran out")
         with self._worker(memory_bytes, deadline) as worker:
             left = timeout if deadline is None else deadline - time.monotonic()
+            if left <= 0:  # waited for a worker until the deadline: leave it intact
+                raise SandboxFailure("deadline", "the time for this request's renders ran out")
             try:
                 return worker.call(
                     op, data, options or {}, max(0.001, min(timeout, left)), left < timeout

@@ -197,9 +197,32 @@ def _spec_json(spec: dict[str, Any]) -> str:
     """The spec as JSON text for the worker. Numbers too large for a float become strings
     of JSON (``1e400`` parses as Infinity in V8): the sandbox, not Python, meets them."""
     try:
-        return json.dumps(spec, default=str, allow_nan=True)
+        try:
+            return json.dumps(spec, default=str, allow_nan=False)
+        except ValueError:  # NaN / inf in the data: JSON has no such numbers, Vega reads null
+            return json.dumps(_finite(spec), default=str, allow_nan=False)
     except (ValueError, RecursionError):
         raise RenderError("chart not rendered: the spec cannot be serialised (too deep)") from None
+
+
+def _finite(node: Any) -> Any:
+    """``node`` with every NaN / infinite float replaced by None (iteratively: no recursion
+    limit on deep specs)."""
+    root: list[Any] = [node]
+    stack: list[tuple[Any, Any, Any]] = [(root, 0, node)]
+    while stack:
+        parent, key, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            parent[key] = None
+        elif isinstance(value, dict):
+            copy = dict(value)
+            parent[key] = copy
+            stack.extend((copy, k, v) for k, v in copy.items())
+        elif isinstance(value, list):
+            copy_list = list(value)
+            parent[key] = copy_list
+            stack.extend((copy_list, i, v) for i, v in enumerate(copy_list))
+    return root[0]
 
 
 def find_data_url(spec: Any) -> str | None:
