@@ -131,3 +131,11 @@ class ModelError(VisionError):
         self.kind = kind
         self.status_code = status_code
         self.images_refused = images_refused
+
+
+# -- tools -----------------------------------------------------------------------------------
+
+
+class ToolInputError(VisionError, ValueError):
+    """An MCP tool argument that cannot be used (wrong type, too long, control characters), or
+    a call that took too long: one line for the calling model."""

@@ -31,7 +31,7 @@ from typing import Any, NoReturn
 from mcp.types import ImageContent, TextContent
 
 from jupyter_ai_vision._lru import LRU
-from jupyter_ai_vision.errors import VisionError
+from jupyter_ai_vision.errors import ToolInputError, VisionError
 
 TOOLS = [
     "jupyter_ai_vision.hosts.jupyter_ai_3.mcp_tools:list_notebook_visuals",
@@ -46,10 +46,6 @@ MAX_ARG_CHARS = 1_000
 MCP_IMAGE_MIMES = ("image/png", "image/jpeg")
 
 log = logging.getLogger(__name__)
-
-
-class ToolInputError(VisionError):
-    """An argument the tools cannot use (one line for the calling model)."""
 
 
 async def list_notebook_visuals(path: str) -> dict[str, Any]:
