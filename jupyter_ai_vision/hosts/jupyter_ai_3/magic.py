@@ -133,11 +133,9 @@ def interpolate(prompt: str, namespace: dict[str, Any]) -> str:
         return prompt  # braces that are not a template (code, JSON): sent as written
 
 
-def build_content(
-    prompt: str, *, model: str, supports_images: bool | None
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """The message content for ``prompt`` (question, then the ``@name`` objects inside the
-    data markers) and the notes about references that were left out."""
+def build_content(prompt: str, *, model: str, supports_images: bool | None) -> list[dict[str, Any]]:
+    """The message content for ``prompt``: the question, then the ``@name`` objects inside the
+    data markers, then notes about references left out (also printed for the user)."""
     from jupyter_ai_vision.context import messages
     from jupyter_ai_vision.kernel.extension import reference_parts
 
@@ -147,8 +145,7 @@ def build_content(
         (model, supports_images) if supports_images is not False else (None, True)
     )
     parts, notes = reference_parts(prompt, model=ref_model, supports_images=ref_images)
-    content = [part.to_openai() for part in messages.frame_references(prompt, parts, notes)]
-    return content, notes
+    return [part.to_openai() for part in messages.frame_references(prompt, parts, notes)]
 
 
 # ----- the model ----------------------------------------------------------------------------
@@ -206,9 +203,7 @@ def run(invocation: Invocation, prompt: str, namespace: dict[str, Any]) -> Any:
     kwargs, override, stream = _split_params(invocation.params)
     model = invocation.model
     supports = override if override is not None else check_vision(model, kwargs.get("api_base"))
-    content, _notes = build_content(
-        interpolate(prompt, namespace), model=model, supports_images=supports
-    )
+    content = build_content(interpolate(prompt, namespace), model=model, supports_images=supports)
     told: list[str] = []
     if supports is False and messages.has_images(content):
         content = messages.strip_images(content)
