@@ -8,7 +8,9 @@ normal notebook's, the peak RSS of that process (the Jupyter server's role) and 
 peak RSS of the render workers it started (reaped before it exits, so they are counted).
 
 Engineers append their classes to ``CLASSES`` (one :class:`Case` each; ``make`` writes the
-notebook into the directory it is given and returns its path).
+notebook, or whatever path ``build_context`` is to be given, into the directory it is given
+and returns that path). A build refused with a :class:`VisionError` is reported as
+``refused: <the user's line>``.
 """
 
 from __future__ import annotations
@@ -47,9 +49,14 @@ from jupyter_ai_vision import build_context
 from jupyter_ai_vision.limits import ImagePolicy
 from jupyter_ai_vision.media import svg, vega
 args = json.loads(sys.argv[1])
+from jupyter_ai_vision.errors import VisionError
 t = time.perf_counter()
-ctx = build_context(args["path"], policy=ImagePolicy(**args["policy"]), model="gpt-4o",
-                    focus=args["focus"])
+try:
+    ctx = build_context(args["path"], policy=ImagePolicy(**args["policy"]), model="gpt-4o",
+                        focus=args["focus"])
+    refused = None
+except VisionError as exc:  # e.g. a notebook refused whole: the user's one line
+    ctx, refused = None, str(exc)
 seconds = time.perf_counter() - t
 svg.SANDBOX.shutdown(); vega.SANDBOX.shutdown()
 def peak_mb():
@@ -59,10 +66,11 @@ def peak_mb():
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({
-    "seconds": seconds, "sent": len(ctx.images), "skipped": len(ctx.skipped),
+    "seconds": seconds, "refused": refused,
+    "sent": len(ctx.images) if ctx else 0, "skipped": len(ctx.skipped) if ctx else 0,
     "server_mb": peak_mb(),
     "workers_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-    "notes": sorted({s.reason[:70] for s in ctx.skipped})[:3],
+    "notes": sorted({s.reason[:70] for s in ctx.skipped})[:3] if ctx else [],
 }))
 """
 
@@ -370,7 +378,11 @@ def main() -> None:
             print(
                 f"{case.name:58} {result['seconds']:8.2f} {result['seconds'] / base:8.1f} "
                 f"{result['server_mb']:9.0f} {result['workers_mb']:10.0f}  "
-                f"{result['sent']}/{result['skipped']}"
+                + (
+                    f"refused: {result['refused'][:60]}"
+                    if result["refused"]
+                    else f"{result['sent']}/{result['skipped']}"
+                )
             )
     if not args.only or any("latency" in o for o in args.only):
         alone, during = hung_chart_latency()
