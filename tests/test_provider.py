@@ -59,6 +59,8 @@ def test_registered_through_the_entry_point():
         "completion_context_cells",
         "completion_max_images",
         "completion_image_tokens",
+        "caption_model",
+        "caption_api_base",
     }
 
 
@@ -130,6 +132,16 @@ def test_wrong_parameter_types_give_one_line(params, message):
     assert message in str(info.value) and "\n" not in str(info.value)
     assert info.value._render_traceback_() == [f"ModelParameterError: {info.value}"]
     assert "soon" not in str(params.get("api_key", ""))
+
+
+async def test_caption_settings_are_fields_never_sent_to_the_chat_api(model_server):
+    p = make(model_server, caption_model=" ollama/llava ", caption_api_base="")
+    assert p.caption_model == "ollama/llava" and p.caption_api_base is None
+    await p.ainvoke("hi")
+    body = model_server.chat_requests()[0]
+    assert not any(k.startswith("caption") for k in body) and "caption" not in str(p.model_kwargs)
+    with pytest.raises(ModelParameterError, match="caption_api_base must be an http"):
+        make(model_server, caption_model="ollama/llava", caption_api_base="localhost:11434")
 
 
 async def test_extra_model_parameters_reach_the_model(model_server):

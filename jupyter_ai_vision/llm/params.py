@@ -79,7 +79,12 @@ CHECKS: dict[str, Check] = {
     "completion_context_cells": lambda k, v: number(k, v, integer=True),
     "completion_max_images": lambda k, v: number(k, v, integer=True),
     "completion_image_tokens": lambda k, v: number(k, v, integer=True),
+    # captions for text-only models (read by /see and the persona, never sent to the chat API)
+    "caption_model": text,
+    "caption_api_base": text,
 }
+#: Parameters that must be http(s) URLs.
+URLS = ("api_base", "caption_api_base")
 
 
 def check_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -94,11 +99,11 @@ def check_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
         if value is None or (isinstance(value, str) and not value.strip()):
             continue  # an empty settings field means "not set"
         out[key] = check(key, value)
-    if "api_base" in out and not str(out["api_base"]).startswith(("http://", "https://")):
-        raise ModelParameterError(
-            f"api_base must be an http(s) URL such as http://localhost:4000/v1, "
-            f"not {out['api_base']!r}"
-        )
+    for key in URLS:
+        if key in out and not str(out[key]).startswith(("http://", "https://")):
+            raise ModelParameterError(
+                f"{key} must be an http(s) URL such as http://localhost:4000/v1, not {out[key]!r}"
+            )
     if "model_kwargs" in out and not isinstance(out["model_kwargs"], dict):
         raise ModelParameterError("model_kwargs must be a JSON object")
     return out

@@ -99,6 +99,16 @@ class VisionProvider(BaseProvider, LiteLLMChatModel):  # type: ignore[misc]
             key="completion_image_tokens",
             label="Inline completion: image token budget (default 1500)",
         ),
+        TextField(
+            key="caption_model",
+            label="Caption model for a text-only model (optional; a vision model, e.g. ollama/llava)",
+            format="text",
+        ),
+        TextField(
+            key="caption_api_base",
+            label="Caption model's API base URL (optional)",
+            format="text",
+        ),
     ]
 
     #: Override LiteLLM's vision flag (None: ask LiteLLM; unknown models get images).
@@ -110,6 +120,10 @@ class VisionProvider(BaseProvider, LiteLLMChatModel):  # type: ignore[misc]
     completion_context_cells: int | None = None
     completion_max_images: int | None = None
     completion_image_tokens: int | None = None
+    #: A vision model that describes figures for a text-only chat model (None: stubs instead;
+    #: read by /see, never sent to the chat API). Its key: the provider's env var.
+    caption_model: str | None = None
+    caption_api_base: str | None = None
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs = check_parameters(kwargs)
