@@ -3,7 +3,7 @@ persona picker answers ``/see`` about an unsaved plot, streamed into the chat, w
 
 Chromium (Debian's package, driven by Playwright) opens a notebook, runs a cell that draws a
 red line (never saved), opens a ``.chat`` document from the file browser, picks **Vision** in
-the persona picker, sends ``/see what colour is the line?`` and reads the streamed answer; the
+the persona picker, sees ``/see`` offered as it types, sends ``/see what colour is the line?`` and reads the streamed answer; the
 recording model server must have received the plot.
 """
 
@@ -65,7 +65,7 @@ def test_vision_in_the_persona_picker_sees_the_unsaved_plot(lab3: Any, model_ser
             expect(editor).to_contain_text("ax.plot", timeout=90_000)
             editor.click()
             page.keyboard.press("Shift+Enter")  # run the cell; the notebook is never saved
-            expect(page.locator(".jp-OutputArea-output img").first).to_be_visible(timeout=60_000)
+            expect(page.locator(".jp-OutputArea-output img").first).to_be_visible(timeout=120_000)
 
             # Open the chat document from the file browser (the notebook stays open).
             page.locator(".jp-DirListing-item", has_text="talk.chat").first.dblclick()
@@ -77,6 +77,10 @@ def test_vision_in_the_persona_picker_sees_the_unsaved_plot(lab3: Any, model_ser
 
             box = page.locator(".jp-chat-input-textfield textarea").first
             box.click()
+            # Vision advertises /see (report_slash_commands): the input offers it.
+            box.press_sequentially("/se")
+            offered = page.get_by_role("option").filter(has_text="/see")
+            expect(offered.first).to_be_visible(timeout=30_000)
             box.fill("/see what colour is the line?")
             page.locator("button.jp-chat-send-button").first.click()
             answer = page.locator(".jp-chat-rendered-message", has_text="The line is red.")

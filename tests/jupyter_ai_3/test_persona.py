@@ -127,6 +127,7 @@ async def test_advertises_see_and_shows_in_the_persona_list(jupyter_server_3: An
     assert avatar.headers["content-type"].startswith("image/svg")
 
 
+@pytest.mark.kernel  # the saved notebook is executed by nbclient
 async def test_path_named_anywhere_in_the_message_reads_the_saved_file(
     jupyter_server_3: Any, model_server: Any
 ) -> None:

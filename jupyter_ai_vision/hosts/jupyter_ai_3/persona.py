@@ -153,6 +153,16 @@ class VisionPersona(BasePersona):
             slash_commands={"see"},
         )
 
+    async def prepare(self) -> None:
+        """Run once, when a user picks Vision in the persona picker (or before its first
+        message): import litellm in a worker thread (seconds) so the answer does not wait."""
+        from jupyter_ai_vision.llm._litellm import import_litellm_async
+
+        try:
+            await import_litellm_async()
+        except Exception:  # the first request will say what is wrong, in one line
+            self.log.debug("Vision: litellm import failed", exc_info=True)
+
     # ----- the server ---------------------------------------------------------------------------
     def _serverapp(self) -> Any:
         """The Jupyter server: through the persona manager's extension (chat documents), else
