@@ -91,6 +91,20 @@ def test_vision_model_list_comes_from_litellm_map():
     assert "openai/gpt-4o" in VisionProvider.help and "ollama/llava" in VisionProvider.help
 
 
+def test_the_0_1_provider_names_still_import():
+    code = (
+        "import warnings; warnings.simplefilter('ignore', DeprecationWarning)\n"
+        "from jupyter_ai_vision.provider import (VisionProvider, ModelParameterError, "
+        "check_parameters, check_vision, strip_images, vision_models, snapshot_vision_models, "
+        "LISTED_PROVIDERS, NOT_SENT, REFUSED)\n"
+        "from jupyter_ai_vision.embeddings import LiteLLMEmbeddings, VisionEmbeddingsProvider\n"
+        "from jupyter_ai_vision.chat_model import import_litellm, RETRY_BACKOFF\n"
+        "print(len(vision_models()) > 50, 'openai' in LISTED_PROVIDERS)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True"]
+
+
 def test_importing_the_provider_does_not_import_litellm():
     code = (
         "import sys; import jupyter_ai_vision.hosts.jupyter_ai_2.provider, jupyter_ai_vision.hosts.jupyter_ai_2.embeddings; "

@@ -32,13 +32,20 @@ from jupyter_ai_vision.errors import ModelParameterError as ModelParameterError
 from jupyter_ai_vision.hosts.jupyter_ai_2 import image_fallback
 from jupyter_ai_vision.hosts.jupyter_ai_2.image_fallback import NOT_SENT
 from jupyter_ai_vision.hosts.jupyter_ai_2.image_fallback import NOTES_KEY as NOTES_KEY
+from jupyter_ai_vision.hosts.jupyter_ai_2.image_fallback import REFUSED as REFUSED
 from jupyter_ai_vision.hosts.jupyter_ai_2.image_fallback import reply_text as reply_text
 from jupyter_ai_vision.hosts.jupyter_ai_2.image_fallback import strip_images as strip_images
 from jupyter_ai_vision.llm import capabilities
+from jupyter_ai_vision.llm.capabilities import check_vision as check_vision
 from jupyter_ai_vision.llm.chat_model import LiteLLMChatModel
-from jupyter_ai_vision.llm.model_list import help_text
-from jupyter_ai_vision.llm.model_list import vision_models as vision_models
+from jupyter_ai_vision.llm.model_list import LISTED_PROVIDERS as LISTED_PROVIDERS
+from jupyter_ai_vision.llm.model_list import MODELS_FILE as MODELS_FILE
+from jupyter_ai_vision.llm.model_list import help_text, vision_models
+from jupyter_ai_vision.llm.model_list import snapshot_vision_models as snapshot_vision_models
 from jupyter_ai_vision.llm.params import check_parameters as check_parameters
+
+# The ``X as X`` imports are re-exports: names completion.py (notes) and 0.1's users of
+# ``jupyter_ai_vision.provider`` import from here (until 0.3).
 
 #: ``%%ai -f FORMAT``: the instruction added after the question.
 _FORMAT_INSTRUCTIONS = {
