@@ -128,8 +128,10 @@ class _Worker:
             try:
                 self.proc.stdin.write(request)
                 self.proc.stdin.flush()
-            except BrokenPipeError:  # it died while idle (e.g. the OOM killer): not this job
-                self.kill()
+            except BrokenPipeError:
+                if not timer.is_alive():
+                    raise  # killed by the watchdog: a timeout, reported below
+                self.kill()  # it had died while idle (e.g. the OOM killer): not this job
                 raise SandboxFailure("dead", "the renderer had stopped") from None
             status = _read(self.proc.stdout, 1)
             (length,) = struct.unpack(">I", _read(self.proc.stdout, 4))
