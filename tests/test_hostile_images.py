@@ -15,6 +15,8 @@ import base64
 import copy
 import io
 import struct
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +37,8 @@ from jupyter_ai_vision.media.load import prepare_image, probe_size
 POLICY = ImagePolicy()
 #: Every usable image is sent: what is refused is refused for itself, never for the budget.
 NO_BUDGET = {"max_images": 50, "max_image_tokens": 500_000, "window_fraction": 1.0}
-#: A child that builds a context holds Python, Pillow, numpy-free builder code: ~100-150 MB.
-#: Decoding one 13000x13000 GIF frame would add ~850 MB; the bound leaves no room for that.
+#: A child that builds a context holds Python, Pillow and the builder: ~30-200 MB here.
+#: Decoding the 13000x13000 GIF frame cost 834 MB before the fix; the bound leaves no room.
 MAX_CHILD_RSS_MB = 400
 
 
@@ -56,6 +58,27 @@ def gif_frame_bomb(side: int = 13000, frames: int = 2) -> bytes:
         i = data.find(b"\x00,", i + 10)
         i = i + 1 if i != -1 else -1
     return bytes(data)
+
+
+_REAL_GIF_BOMB = r"""
+import io, struct, sys
+from PIL import Image
+frames = [Image.new("P", (13000, 13000), k) for k in (0, 1)]
+buf = io.BytesIO()
+frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+data = bytearray(buf.getvalue())
+data[6:10] = struct.pack("<HH", 2, 2)  # the logical screen says 2x2
+open(sys.argv[1], "wb").write(bytes(data))
+"""
+
+
+@pytest.fixture(scope="module")
+def real_gif_bomb(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The issue's GIF: ~250 kB of real LZW data, two 13000x13000 frames, a 2x2 screen
+    (before the fix, decoding it cost 834 MB). Made in a child process: 340 MB to build."""
+    path = tmp_path_factory.mktemp("gif") / "bomb.gif"
+    subprocess.run([sys.executable, "-c", _REAL_GIF_BOMB, str(path)], check=True, timeout=600)
+    return path.read_bytes()
 
 
 def jpeg_with_two_frame_headers(side: int = 12000) -> bytes:
@@ -146,11 +169,11 @@ def _with_hostile_cells(
 
 
 def test_gif_jpeg_webp_frames_larger_than_their_headers_are_refused_without_decoding(
-    executed_notebook: Any, tmp_path: Path
+    executed_notebook: Any, tmp_path: Path, real_gif_bomb: bytes
 ) -> None:
     hostile = [
         ("image/webp", webp_canvas_smaller_than_frame()),  # focused: selected, then refused
-        ("image/gif", gif_frame_bomb()),  # refused by the probe, whatever the budget
+        ("image/gif", real_gif_bomb),  # refused by the probe, whatever the budget
         ("image/jpeg", jpeg_with_two_frame_headers()),
     ]
     nb, cells = _with_hostile_cells(executed_notebook, hostile)
