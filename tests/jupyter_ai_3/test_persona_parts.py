@@ -126,3 +126,22 @@ def test_attachments_sorted_from_both_shapes(as_dicts: bool) -> None:
     assert found.texts == ["notes.txt"]
     assert any("one notebook per question" in n for n in found.notes)
     assert sum("without a file" in n for n in found.notes) == 2  # "empty" and "missing"
+
+
+def test_older_persona_manager_api_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """persona-manager < 0.2 (Jupyter AI 3.0 / 3.1) builds personas with ``ychat=``: the entry
+    point refuses with PersonaRequirementsUnmet (persona-manager logs it, the chat stays quiet)."""
+    from jupyter_ai_persona_manager import PersonaRequirementsUnmet
+
+    from jupyter_ai_vision.hosts.jupyter_ai_3 import persona
+
+    class OldBasePersona:  # the 3.0 / 3.1 constructor
+        def __init__(self, *args: Any, ychat: Any, **kwargs: Any) -> None:
+            self.ychat = ychat
+
+    persona._check_persona_api()  # the installed 3.2 API passes
+    monkeypatch.setattr(persona, "BasePersona", OldBasePersona)
+    with pytest.raises(PersonaRequirementsUnmet) as err:
+        persona._check_persona_api()
+    line = str(err.value)
+    assert "\n" not in line and "jupyter-ai-persona-manager >= 0.2" in line and "0.2.2" in line
