@@ -24,7 +24,6 @@ from jupyter_ai_vision.hosts.jupyter_ai_2.completion import (
     post_process,
     prepare_window,
     read_window,
-    safe_relative_path,
     settings_for,
     window_from_cells,
     window_from_ynotebook,
@@ -120,16 +119,47 @@ def test_settings_from_provider_fields_with_defaults() -> None:
         "script.py",
         "~/x.ipynb",
         ".hidden/x.ipynb",
+        ".dot.ipynb",
         "C:\\x.ipynb",
         "a\x00.ipynb",
+        "text.ipynb",  # a symlink named like a notebook, to a text file
     ],
 )
-def test_unsafe_or_non_notebook_paths_are_refused(path: str | None) -> None:
-    assert safe_relative_path(path) is None
+async def test_unsafe_or_non_notebook_paths_give_no_context(
+    tmp_path: Path, path: str | None
+) -> None:
+    """paths.confine with completion's stricter rules: notebooks only, no hidden folders."""
+    root = tmp_path / "root"
+    nb = new_notebook(cells=[new_code_cell("a = 1", id="a"), new_code_cell("b", id="b")])
+    for name in ("../outside.ipynb", "b.ipynb", ".hidden/x.ipynb", ".dot.ipynb"):
+        write_notebook(nb, root / name)
+    for name in ("notes.txt", "script.py"):
+        (root / name).write_text(nbformat_text(nb))
+    (root / "text.ipynb").symlink_to(root / "notes.txt")
+    window = await read_window(
+        req(path=path, cell_id="b"), root_settings(root), CompletionSettings()
+    )
+    assert window is None
 
 
-def test_safe_path() -> None:
-    assert str(safe_relative_path("sub dir/analysis.ipynb")) == "sub dir/analysis.ipynb"
+async def test_a_notebook_path_with_spaces_and_dots_is_read(tmp_path: Path) -> None:
+    nb = new_notebook(cells=[new_code_cell("a = 1", id="a"), new_code_cell("b", id="b")])
+    write_notebook(nb, tmp_path / "sub dir" / "analysis.v2.ipynb")
+    for path in ("sub dir/analysis.v2.ipynb", "./sub dir/../sub dir/analysis.v2.ipynb"):
+        window = await read_window(
+            req(path=path, cell_id="b"), root_settings(tmp_path), CompletionSettings()
+        )
+        assert window is not None and [c["id"] for c in window.cells] == ["a", "b"]
+
+
+def root_settings(root: Path) -> dict[str, Any]:
+    return {"server_root_dir": str(root)}
+
+
+def nbformat_text(nb: Any) -> str:
+    import nbformat
+
+    return nbformat.writes(nb)
 
 
 # ----- the window ---------------------------------------------------------------------
@@ -168,6 +198,18 @@ def test_window_reaches_up_for_the_most_recent_figure(executed_notebook: Any) ->
     ):
         window = window_from_ynotebook(make_ynotebook(nb), "plain5", settings)
         assert window is not None and window.cells[0]["id"] == "plain2"
+
+
+def test_live_and_saved_cells_agree_on_which_hold_a_figure(executed_notebook: Any) -> None:
+    """The live reader looks only at mime keys (no copy of the figures); it must say what
+    the saved-file reader says for every kind of output of the rich notebook."""
+    from jupyter_ai_vision.server.completion.window import _LiveCells, _SavedCells
+
+    live = _LiveCells(make_ynotebook(executed_notebook))
+    saved = _SavedCells(executed_notebook.cells)
+    flags = [saved.has_figure(i) for i in range(len(saved))]
+    assert [live.has_figure(i) for i in range(len(live))] == flags
+    assert any(flags) and not all(flags)
 
 
 def test_unknown_cell_id_gives_no_window(executed_notebook: Any) -> None:
@@ -377,17 +419,44 @@ async def test_prompt_caps_a_1mb_prefix_and_suffix() -> None:
 async def test_a_newer_request_for_the_same_cell_cancels_the_older_one() -> None:
     table = completion.Supersession(max_tracked=2)
     owner = object()
-    old = table.register(owner, req(cell_id="c", path="n.ipynb"))
-    other_cell = table.register(owner, req(cell_id="d", path="n.ipynb"))
+    old = table.register(owner, "n.ipynb", "c")
+    other_cell = table.register(owner, "n.ipynb", "d")
     slow = asyncio.ensure_future(asyncio.sleep(30))
-    waiting = asyncio.ensure_future(completion._unless_superseded(slow, old))
+    waiting = asyncio.ensure_future(completion.unless_superseded(slow, old))
     await asyncio.sleep(0)
-    table.register(owner, req(cell_id="c", path="n.ipynb", number=2))
+    table.register(owner, "n.ipynb", "c")  # a newer request for the same cell
     with pytest.raises(completion.Superseded):
         await asyncio.wait_for(waiting, 1)
     assert slow.cancelled() and not other_cell.is_set()
     # bounded: the oldest entries are dropped (and released)
-    table.register(owner, req(cell_id="e", path="n.ipynb"))
-    table.register(owner, req(cell_id="f", path="n.ipynb"))
+    table.register(owner, "n.ipynb", "e")
+    table.register(owner, "n.ipynb", "f")
     assert len(table) == 2 and other_cell.is_set()
-    assert await completion._unless_superseded(asyncio.sleep(0, "done"), asyncio.Event()) == "done"
+    assert await completion.unless_superseded(asyncio.sleep(0, "done"), asyncio.Event()) == "done"
+
+
+async def test_window_cells_keep_their_notebook_numbers(png_bytes: bytes) -> None:
+    """A window of cells 10..14 (plus the figure of cell 3 above it) is labelled with those
+    numbers, and the model is told how many cells the whole notebook has."""
+    import base64
+
+    from nbformat.v4 import new_output
+
+    cells = [new_code_cell(f"step_{i} = {i}", id=f"c{i}") for i in range(20)]
+    cells[3].outputs = [
+        new_output("display_data", data={"image/png": base64.b64encode(png_bytes).decode()})
+    ]
+    settings = CompletionSettings(context_cells=2)
+    window = window_from_ynotebook(make_ynotebook(new_notebook(cells=cells)), "c12", settings)
+    assert window is not None
+    assert window.numbers == [3, 10, 11, 12, 13, 14] and window.total_cells == 20
+    assert window.focus_cell_index == 12
+    r = req("step_12 = ", path="n.ipynb", cell_id="c12")
+    prompt = await completion.build_prompt(_Model(), r, window=window, server_settings={})
+    text, images = _content(prompt)
+    assert "(20 cells)" in text and "focused on cell 12" in text
+    assert "## Cell 12 (code, id c12) <- the cell the user is focused on" in text
+    for i in (10, 11, 13, 14):
+        assert f"## Cell {i} (code, id c{i})" in text and f"step_{i} = {i}" in text
+    assert images == 1 and "[figure 1: cell 3" in text
+    assert "## Cell 0 (" not in text and "## Cell 5 (" not in text  # no window positions

@@ -1,5 +1,9 @@
 """Ask a running kernel, from the Jupyter server, for the AI representation of ``@names``.
 
+:func:`add_kernel_references` is what a request calls (``/see``, the Vision persona): the
+objects' images get what the notebook's figures left of the request's one image budget, and
+their parts go inside the same notebook-content markers, defused like the notebook.
+
 No protocol change: one silent ``execute_request`` (``silent=True, store_history=False,
 allow_stdin=False``, empty code) with a ``user_expressions`` entry. The expression is fixed code;
 the validated names travel as a JSON string literal inside it (``repr`` of a ``str`` is always a
