@@ -29,6 +29,13 @@ async def collect(stream) -> list[str]:
         return [p async for p in pieces]
 
 
+async def settled(server) -> list[str]:
+    """The requests' outcomes once the server has recorded them (it does so after writing the
+    last byte, which the client may have read first)."""
+    await server.wait_for_async(lambda rs: all(r.outcome != "pending" for r in rs), 3)
+    return [r.outcome for r in server.records]
+
+
 def _png_url() -> str:
     buf = io.BytesIO()
     Image.new("RGB", (40, 20), (0, 0, 220)).save(buf, "PNG")
@@ -48,7 +55,7 @@ async def test_streams_text_pieces_with_images_and_per_call_credentials(model_se
     (image,) = images_in(body)
     assert image.size == (40, 20) and image.convert("RGB").getpixel((1, 1)) == (0, 0, 220)
     assert model_server.records[0].headers["authorization"] == f"Bearer {KEY}"
-    assert [r.outcome for r in model_server.records] == ["completed"]
+    assert await settled(model_server) == ["completed"]
     # nothing was written onto litellm's module globals
     assert litellm.api_key is None and litellm.api_base is None
 
@@ -65,7 +72,7 @@ async def test_rate_limits_are_retried_before_the_first_token(model_server):
     model_server.fail("429", times=2)
     pieces = await collect(ask(model_server, max_retries=2))
     assert "".join(pieces) == "Hello from the recording model server."
-    assert [r.outcome for r in model_server.records] == ["failed:429", "failed:429", "completed"]
+    assert await settled(model_server) == ["failed:429", "failed:429", "completed"]
 
 
 async def test_retries_are_bounded_and_the_error_is_one_line(model_server):
@@ -87,7 +94,7 @@ async def test_a_failure_after_the_first_token_is_not_retried(model_server):
             async for piece in pieces:
                 received.append(piece)
     assert received  # the user saw part of the answer: asking again would repeat it
-    assert [r.outcome for r in model_server.records] == ["failed:midstream"]
+    assert await settled(model_server) == ["failed:midstream"]
     assert "\n" not in str(info.value)
 
 
