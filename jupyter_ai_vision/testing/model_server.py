@@ -392,12 +392,13 @@ def _make_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
                 "total_tokens": prompt_tokens + completion_tokens,
             }
             if not body.get("stream"):
+                # Recorded before the last byte goes out: a client that has read the reply
+                # must find the outcome already there.
+                server._update(rec, outcome="completed")
                 try:
                     self._json(200, _completion(model, reply, usage))
                 except OSError:  # BrokenPipe / ConnectionReset: the client gave up first
                     server._update(rec, outcome="client_closed")
-                else:
-                    server._update(rec, outcome="completed")
                 return
             self._stream(rec, body, state, mode, reply, usage)
 
@@ -445,13 +446,15 @@ def _make_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
                         return
                     if i and state.chunk_delay and server._stopping.wait(state.chunk_delay):
                         return
+                    if i == len(events) - 1:  # [DONE]: the client may stop reading after it
+                        server._update(rec, outcome="completed")
                     self._write_chunk(event)
                     rec.chunks_sent += 1
-                self._write_chunk(b"")  # end of the chunked body
             except OSError:  # BrokenPipe / ConnectionReset: the client closed the stream
                 server._update(rec, outcome="client_closed")
                 return
-            server._update(rec, outcome="completed")
+            with contextlib.suppress(OSError):  # the client may already have hung up
+                self._write_chunk(b"")  # end of the chunked body
 
         def _write_chunk(self, data: bytes) -> None:
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
