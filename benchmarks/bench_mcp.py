@@ -147,7 +147,9 @@ async def report(server: JupyterServer3, mcp: Any, cells: int, images: int) -> N
         return await mcp.call_tool("list_notebook_visuals", {"path": "big.ipynb"})
 
     async def stock() -> Any:
-        return await mcp.call_tool("read_notebook", {"file_path": "big.ipynb", "include_outputs": True})
+        return await mcp.call_tool(
+            "read_notebook", {"file_path": "big.ipynb", "include_outputs": True}
+        )
 
     async def trivial() -> Any:
         return await mcp.call_tool("list_notebook_visuals", {"path": "tiny.ipynb"})
@@ -163,7 +165,9 @@ async def report(server: JupyterServer3, mcp: Any, cells: int, images: int) -> N
     sent = [c for c in result.content if c.type == "image"]
     text_chars = sum(len(c.text) for c in result.content if c.type == "text")
     stock_chars = sum(len(getattr(c, "text", "")) for c in stock_result.content)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\nMCP tools on a {cells}-cell notebook with {images} images (live YNotebook)")
+    print(f"  machine load average (1/5/15 min): {load} on {os.cpu_count()} cores")
     print(f"  see_notebook: {len(sent)} images sent, {text_chars} text characters")
     print(f"  baseline: MCP round trip (trivial call)      {round_trip * 1000:7.1f} ms")
     print(
