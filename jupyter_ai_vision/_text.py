@@ -66,6 +66,9 @@ def clean_text(text: Any, limit: int, *, keep: Literal["head", "tail", "both"] =
     ``both`` keeps the head and a shorter tail.
     """
     text = "".join(map(str, text)) if isinstance(text, list) else str(text)
+    window = 4 * limit + 1024  # what can still be shown after ANSI / base64 are removed
+    if len(text) > 2 * window:  # bounded input: the regexes never scan a huge output whole
+        return _clean_ends(text, limit, keep, window)
     text = scrub_base64(strip_ansi(text)).rstrip()
     if len(text) <= limit:
         return text
@@ -77,6 +80,16 @@ def clean_text(text: Any, limit: int, *, keep: Literal["head", "tail", "both"] =
         return marker + text[-limit:]
     head = limit * 2 // 3
     return text[:head] + marker + text[-(limit - head) :]
+
+
+def _clean_ends(text: str, limit: int, keep: str, window: int) -> str:
+    """:func:`clean_text` of a long text: only a window at each kept end is cleaned."""
+    head_chars = {"head": limit, "tail": 0}.get(keep, limit * 2 // 3)
+    tail_chars = limit - head_chars
+    head = scrub_base64(strip_ansi(text[:window]))[:head_chars] if head_chars else ""
+    tail = scrub_base64(strip_ansi(text[-window:])).rstrip()[-tail_chars:] if tail_chars else ""
+    omitted = len(text) - len(head) - len(tail)
+    return f"{head}\n[… {omitted} characters omitted …]\n{tail}"
 
 
 def fence(text: str, lang: str) -> str:

@@ -6,11 +6,62 @@ A leaf module: stdlib only, importable from anywhere.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from dataclasses import dataclass
+from typing import Any
 
-#: largest notebook file read from disk (bytes); bigger files are refused before reading
-MAX_NOTEBOOK_BYTES = 512 * 1024 * 1024
+
+def _env_megabytes(name: str, default: int) -> int:
+    try:
+        return max(1, int(os.environ.get(name, "").strip()[:9] or default)) * 1024 * 1024
+    except ValueError:
+        return default * 1024 * 1024
+
+
+#: largest notebook file read from disk (bytes); bigger files, and anything that is not a
+#: regular file, are refused before reading. Set with JUPYTER_AI_VISION_MAX_NOTEBOOK_MB
+#: (or ``inspect --max-notebook-mb``).
+MAX_NOTEBOOK_BYTES = _env_megabytes("JUPYTER_AI_VISION_MAX_NOTEBOOK_MB", 512)
+#: deepest nesting of a notebook's JSON values (metadata, chart specs, JSON outputs) that is
+#: used; real ones are < 20 deep. Deeper values are left out with a note, so that no copy or
+#: walk can hit Python's recursion limit.
+MAX_JSON_DEPTH = 100
+#: longest integer literal parsed from notebook JSON; longer ones become floats (Python
+#: refuses int() on more than 4300 digits, which would make the whole notebook unreadable).
+MAX_INT_DIGITS = 1000
+
+
+def json_depth_exceeds(value: Any, max_depth: int = MAX_JSON_DEPTH) -> bool:
+    """Whether ``value`` (JSON-like: dicts, lists, tuples) nests deeper than ``max_depth``.
+
+    Iterative, so it is safe on values a million levels deep; linear in their size."""
+    stack = [(value, 1)] if isinstance(value, dict | list | tuple) else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list | tuple))
+    return False
+
+
+def bounded_int(digits: str) -> int | float:
+    """``parse_int`` for :func:`json.loads` on notebook JSON (see :data:`MAX_INT_DIGITS`)."""
+    return int(digits) if len(digits) <= MAX_INT_DIGITS else float(digits)
+
+
+def loads_json(text: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """``json.loads`` for notebook-derived text: nesting at most ``max_depth`` (else
+    ``ValueError``), huge integers as floats, never ``RecursionError``."""
+    try:
+        value = json.loads(text, parse_int=bounded_int)
+    except RecursionError:
+        raise ValueError(f"JSON nested deeper than {max_depth} levels") from None
+    if json_depth_exceeds(value, max_depth):
+        raise ValueError(f"JSON nested deeper than {max_depth} levels")
+    return value
 
 
 @dataclass(frozen=True)

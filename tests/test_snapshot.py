@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from fixtures.notebooks import make_ynotebook, write_notebook
 
-from jupyter_ai_vision.context.snapshot import NotebookError, load_notebook
+from jupyter_ai_vision.context.snapshot import NOTES_KEY, NotebookError, load_notebook
 
 
 def _digest(path: Path) -> tuple[str, int]:
@@ -123,22 +123,6 @@ def test_v3_notebook_is_upgraded():
             b'{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": {}}',
             "'cells' is not a list",
         ),
-        (
-            b'{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"cell_type": "bogus", "source": ""}]}',
-            "cell_type 'bogus'",
-        ),
-        (
-            b'{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"cell_type": "code", "source": "", "metadata": {}}]}',
-            "no 'outputs' list",
-        ),
-        (
-            b'{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"cell_type": "code", "source": "", "outputs": [{"output_type": "nope"}]}]}',
-            "no valid output_type",
-        ),
-        (
-            b'{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"cell_type": "markdown", "source": 5}]}',
-            "no text 'source'",
-        ),
     ],
 )
 def test_unusable_notebooks_raise_one_line_errors(tmp_path, content, expected):
@@ -149,6 +133,27 @@ def test_unusable_notebooks_raise_one_line_errors(tmp_path, content, expected):
     message = str(info.value)
     assert expected in message
     assert "\n" not in message and str(path) in message
+
+
+@pytest.mark.parametrize(
+    ("cell", "note"),
+    [
+        ({"cell_type": "bogus", "source": "x"}, "cell_type 'bogus' is not code, markdown or raw"),
+        ({"cell_type": "code", "source": "x", "outputs": 3}, "'outputs' is not a list"),
+        (
+            {"cell_type": "code", "source": "x", "outputs": [{"output_type": "nope"}]},
+            "output 0 has no valid output_type",
+        ),
+        ({"cell_type": "markdown", "source": {"a": 1}}, "source is not text (an object)"),
+    ],
+)
+def test_a_broken_cell_is_read_with_a_note_and_the_next_cell_still_is(cell, note):
+    good = {"cell_type": "markdown", "source": "# still here", "metadata": {}}
+    nb = {"nbformat": 4, "nbformat_minor": 4, "metadata": {}, "cells": [cell, good]}
+    snapshot = load_notebook(nb)
+    (got,) = snapshot.cells[0][NOTES_KEY]
+    assert note in got and "\n" not in got
+    assert snapshot.cells[1]["source"] == "# still here" and NOTES_KEY not in snapshot.cells[1]
 
 
 def test_missing_path_and_directory_and_unsupported_object(tmp_path):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +18,7 @@ from jupyter_ai_vision.context.parts import Provenance, SkippedItem
 
 if TYPE_CHECKING:
     from jupyter_ai_vision.context.parts import VisionContext
+    from jupyter_ai_vision.context.snapshot import NotebookSnapshot
 
 PROG = "jupyter-ai-vision"
 
@@ -65,29 +68,48 @@ def _parser() -> argparse.ArgumentParser:
         "--html", metavar="OUT", type=Path, help="write a self-contained HTML report"
     )
     inspect.add_argument("--text", action="store_true", help="also print the full text context")
+    inspect.add_argument(
+        "--max-notebook-mb",
+        metavar="MB",
+        type=_megabytes,
+        help="refuse notebook files larger than this "
+        "(default: $JUPYTER_AI_VISION_MAX_NOTEBOOK_MB or 512)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "inspect":
-        return _inspect(args)
+        try:
+            return _inspect(args)
+        except BrokenPipeError:  # e.g. `| head`: the reader left, nothing more to say
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
-def _inspect(args: argparse.Namespace) -> int:
-    from jupyter_ai_vision.context.builder import build_context
-    from jupyter_ai_vision.context.snapshot import NotebookError
+def _megabytes(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,9}", text.strip()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number of megabytes: {text[:40]!r}")
+    return int(text) * 1024 * 1024
 
-    focus: int | str | None = args.cell
-    if isinstance(focus, str) and focus.lstrip("-").isdigit():
-        focus = int(focus)
+
+def _inspect(args: argparse.Namespace) -> int:
+    from jupyter_ai_vision.context.builder import build_from_snapshot
+    from jupyter_ai_vision.context.snapshot import NotebookError, load_notebook
+
+    focus = args.cell  # a string: the builder tries it as a cell id, then as an index
     try:
-        ctx = build_context(
-            args.notebook, focus=focus, model=args.model, supports_images=args.supports_images
+        snapshot = load_notebook(args.notebook, max_bytes=args.max_notebook_mb)
+        ctx = build_from_snapshot(
+            snapshot,
+            focus=focus,
+            model=args.model,
+            supports_images=args.supports_images,
         )
         if args.caption_model and not ctx.images_supported:
-            ctx = _captioned(args, focus)
+            ctx = _captioned(args, snapshot, focus)
     except NotebookError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -111,16 +133,18 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _captioned(args: argparse.Namespace, focus: int | str | None) -> VisionContext:
+def _captioned(
+    args: argparse.Namespace, snapshot: NotebookSnapshot, focus: int | str | None
+) -> VisionContext:
     """The context a text-only model gets when a caption model describes the figures."""
     import asyncio
     from dataclasses import replace
 
-    from jupyter_ai_vision.context.builder import build_context
+    from jupyter_ai_vision.context.builder import build_from_snapshot
     from jupyter_ai_vision.llm.captions import CaptionSettings, captioned_context
 
-    seen_by_captioner = build_context(
-        args.notebook, focus=focus, model=args.caption_model, supports_images=True
+    seen_by_captioner = build_from_snapshot(
+        snapshot, focus=focus, model=args.caption_model, supports_images=True
     )
     settings = CaptionSettings(model=args.caption_model, api_base=args.caption_api_base)
     ctx, report = asyncio.run(captioned_context(seen_by_captioner, settings))

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from jupyter_ai_vision._lru import LRU
+from jupyter_ai_vision._text import quoted
 from jupyter_ai_vision.context import messages
 from jupyter_ai_vision.context.extract import ImageCandidate, extract, one_line
 from jupyter_ai_vision.context.parts import (
@@ -175,7 +176,8 @@ def build_from_snapshot(
         focus_index=focus_index,
         exclude=frozenset(exclude_sha256),
     )
-    skipped = list(extraction.skipped)
+    skipped = [SkippedItem(Provenance(kind="note"), n) for n in snapshot.notes]
+    skipped += extraction.skipped
     images_supported = profile.supports_images is not False
     resolved = run.resolve([s for s in extraction.slots if isinstance(s, ImageCandidate)])
     skipped.extend(run.skips)
@@ -272,9 +274,10 @@ def resolve_focus(snapshot: NotebookSnapshot, focus: int | str | None) -> int | 
         for i, cell in enumerate(snapshot.cells):
             if cell.get("id") == focus:
                 return i
-        if not re.fullmatch(r"-?\d+", focus.strip()):
+        if not re.fullmatch(r"-?[0-9]{1,18}", focus.strip()):  # int() refuses "²" and 5,000 digits
             raise NotebookError(
-                f"no cell with id {focus!r} in the notebook; pass a cell id or index (0..{n - 1})"
+                f"no cell with id {quoted(focus)} in the notebook; "
+                f"pass a cell id or index (0..{n - 1})"
             )
         focus = int(focus)
     index = focus + n if focus < 0 else focus

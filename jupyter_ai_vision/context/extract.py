@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from jupyter_ai_vision.context.parts import Kind, Provenance, SkippedItem, TextPart
+from jupyter_ai_vision.context.snapshot import NOTES_KEY
 from jupyter_ai_vision.errors import MarkdownImageError
+from jupyter_ai_vision.limits import loads_json
 
 #: Raster mimes in preference order (a bundle may carry several, e.g. PIL: png + jpeg).
 RASTER_MIMES = ("image/png", "image/jpeg", "image/webp", "image/gif")
@@ -164,6 +166,8 @@ class _CellWalker:
         elif source.strip():
             body = "[source omitted]"
         self.text(header + ("\n" + body if body else ""), self.prov("source"))
+        for note in self.cell.get(NOTES_KEY) or ():  # fields the snapshot could not use
+            self.skip(self.prov("note"), note)
         if kind == "markdown":
             self.markdown_images(source)
         for j, output in enumerate(self.cell.get("outputs") or []):
@@ -317,7 +321,7 @@ class _CellWalker:
 
         if isinstance(spec, str):  # some front-ends store JSON mimes as text
             try:
-                spec = json.loads(spec)
+                spec = loads_json(spec)  # bounded depth, like the snapshot's JSON
             except ValueError:
                 spec = None
         prov = self.prov("vega-lite", j, mime)
@@ -341,8 +345,8 @@ class _CellWalker:
 
         if isinstance(spec, str):
             try:
-                spec = json.loads(spec)
-            except (ValueError, RecursionError):
+                spec = loads_json(spec)
+            except ValueError:
                 spec = None
         prov = self.prov("vega", j, mime)
         if not isinstance(spec, dict):

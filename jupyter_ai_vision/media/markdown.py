@@ -33,6 +33,9 @@ IMAGE_SUFFIXES = {
 MAX_FILE_BYTES = 20_000_000
 #: Largest base64 attachment that is decoded.
 MAX_BASE64_CHARS = 30_000_000
+#: Key of a snapshot cell: attachment name -> why the snapshot found it unusable (set by
+#: ``context/snapshot.py``, which normalises cells; said when a link uses the attachment).
+ATTACHMENT_PROBLEMS = "_vision_attachment_problems"
 _ALLOWED = "allowed: image files (png, jpeg, gif, webp, svg) inside the notebook server's root"
 
 
@@ -63,8 +66,13 @@ _REF_DEF = re.compile(
     re.MULTILINE,
 )
 _IMG_START = re.compile(r"<img\b", re.IGNORECASE)
-_ATTR = re.compile(r"""([a-zA-Z_:][-\w:.]*)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))""")
-_FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,}).*?^\1\2[`~]*[ \t]*$", re.MULTILINE | re.DOTALL)
+# A name starts only after a non-name character and is matched possessively: otherwise every
+# position inside ``<img aaaa...>`` restarts a scan of the rest (quadratic: 200k letters hung).
+_ATTR = re.compile(
+    r"""(?<![-\w:.])([a-zA-Z_:][-\w:.]*+)\s*+=\s*+(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]++))"""
+)
+_FENCE_OPEN = re.compile(r" {0,3}(`{3,}|~{3,})")
+_FENCE_CLOSE = re.compile(r" {0,3}(`{3,}|~{3,})[ \t]*\r?")
 
 
 def find_image_refs(source: str) -> list[ImageRef]:
@@ -72,7 +80,7 @@ def find_image_refs(source: str) -> list[ImageRef]:
     ``![alt][label]`` and HTML ``<img src=...>``. Fenced code blocks are ignored."""
     if isinstance(source, list):  # nbformat may store sources as a list of lines
         source = "".join(source)
-    text = _FENCE.sub(lambda m: " " * len(m.group(0)), source)
+    text = _blank_fences(source)
     found: list[tuple[int, ImageRef]] = []
     for m in _INLINE.finditer(text):
         target = m.group("angle") if m.group("angle") is not None else m.group("bare")
@@ -101,6 +109,9 @@ def load_attachment(
 
     Raises :class:`MissingAttachment` (one line) when it is absent, empty or undecodable.
     """
+    problem = (cell.get(ATTACHMENT_PROBLEMS) or {}).get(name)
+    if problem:  # the snapshot found it unusable: say why, once
+        raise MissingAttachment(f"attachment {name[:80]!r} {problem}; re-attach the image")
     attachments = cell.get("attachments") or {}
     bundle = attachments.get(name) if isinstance(attachments, dict) else None
     if not isinstance(bundle, dict) or not bundle:
@@ -178,6 +189,31 @@ def mime_for_path(path: Path) -> str:
 # --- helpers ---------------------------------------------------------------------------
 
 
+def _blank_fences(text: str) -> str:
+    """``text`` with fenced code blocks blanked out (same length, line breaks kept).
+
+    One pass over the lines (a lazy ``^```.*?^``` `` regex rescans to the end from every
+    unclosed fence: quadratic). As in CommonMark, the closing fence uses the opening's
+    character, at least as many times; an unclosed block runs to the end of the cell.
+    """
+    if "```" not in text and "~~~" not in text:
+        return text
+    lines = text.split("\n")
+    fence: str | None = None
+    for i, line in enumerate(lines):
+        if fence is None:
+            opening = _FENCE_OPEN.match(line)
+            if opening is None:
+                continue
+            fence = opening.group(1)
+        else:
+            closing = _FENCE_CLOSE.fullmatch(line)
+            if closing and closing.group(1)[0] == fence[0] and len(closing.group(1)) >= len(fence):
+                fence = None
+        lines[i] = " " * len(line)
+    return "\n".join(lines)
+
+
 def _img_tags(text: str) -> list[tuple[int, str]]:
     """``(offset, tag text)`` of each ``<img ...>`` (linear: str.find, no regex backtracking)."""
     tags = []
@@ -231,7 +267,8 @@ def _normpath(path: Path) -> str:
 
 
 def _b64(payload: object, name: str, limit: int) -> bytes:
-    text = "".join(payload) if isinstance(payload, list) else payload
+    lines = isinstance(payload, list) and all(isinstance(p, str) for p in payload)
+    text = "".join(payload) if lines and isinstance(payload, list) else payload
     if not isinstance(text, str):
         raise MissingAttachment(f"attachment {name!r} is not base64 text; re-attach the image")
     if len(text) > limit:

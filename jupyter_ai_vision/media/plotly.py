@@ -10,6 +10,8 @@ import json
 import re
 from typing import Any
 
+from jupyter_ai_vision.limits import json_depth_exceeds
+
 #: Mime of Plotly's figure JSON in notebook outputs.
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
@@ -67,10 +69,12 @@ def figure_from_html(html: str) -> dict[str, Any] | None:
             pos = _skip_comma(html, pos)
             value, pos = decoder.raw_decode(html, pos)
             values.append(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's limit
         return None
     data, layout = values
     if not isinstance(data, list) or not isinstance(layout, dict):
+        return None
+    if json_depth_exceeds(values):  # the snapshot's bound, for JSON found inside HTML
         return None
     return {"data": data, "layout": layout}
 
@@ -119,13 +123,29 @@ def _length(value: Any) -> int | None:
         return len(value)
     if isinstance(value, dict) and "bdata" in value:
         shape = value.get("shape")
-        if isinstance(shape, str):
-            total = 1
-            for part in shape.split(","):
-                total *= int(part) if part.strip().isdigit() else 1
-            return total
+        if isinstance(shape, str | list):
+            return _shape_size(shape.split(",") if isinstance(shape, str) else shape)
         return _typed_length(value)
     return None
+
+
+_DIM = re.compile(r"\s*[0-9]{1,9}\s*")  # ASCII digits only: int() refuses "²" and 5,000 digits
+_MAX_POINTS = 10**12  # a larger product is not a real array: shown as unknown
+
+
+def _shape_size(parts: list[Any]) -> int | None:
+    """Elements of a typed array from its ``shape`` ("3, 4" or [3, 4]); None when unusable."""
+    total = 1
+    for part in parts[:32]:
+        if isinstance(part, int) and not isinstance(part, bool) and 0 <= part < 10**9:
+            total *= part
+        elif isinstance(part, str) and _DIM.fullmatch(part):
+            total *= int(part)
+        else:
+            return None
+        if total > _MAX_POINTS:
+            return None
+    return total if len(parts) <= 32 else None
 
 
 _DTYPE_SIZE = {"i1": 1, "u1": 1, "i2": 2, "u2": 2, "i4": 4, "u4": 4, "f4": 4, "f8": 8}

@@ -32,11 +32,12 @@ from jupyter_ai_vision.mimes import decode_base64
 
 _DROP_ELEMENTS = {"script", "foreignobject", "iframe", "handler", "listener", "audio", "video"}
 _RASTER_DATA = re.compile(r"^\s*data:image/(png|jpeg|jpg|gif|webp)\s*;\s*base64\s*,", re.I)
-_URL = re.compile(r"url\(\s*(['\"]?)(.*?)\1\s*\)", re.I | re.S)
+_URL_START = re.compile(r"url\(", re.I)  # the rest of a url(...) is scanned by str.find
 _IMPORT = re.compile(r"@import[^;]*;?", re.I)
 # CSS units -> px at 96 dpi, as resvg resolves them.
 _UNITS = {"": 1.0, "px": 1.0, "pt": 4 / 3, "pc": 16.0, "in": 96.0, "cm": 96 / 2.54, "mm": 96 / 25.4}
-_LENGTH = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([a-z%]*)\s*$", re.I)
+# One way to match each digit (``\d+\.?\d*`` backtracks cubically on "111...1!").
+_LENGTH = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([a-z%]*)\s*$", re.I)
 _ESC = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
 
 
@@ -210,7 +211,31 @@ class _Sanitizer:
 def _clean_css(css: str) -> str:
     """Drop ``@import`` and every ``url(...)`` that is not a ``#fragment``."""
     css = _IMPORT.sub("", css)
-    return _URL.sub(lambda m: m.group(0) if m.group(2).strip().startswith("#") else "none", css)
+    # A scan, not a lazy regex: ``url\((.*?)\)`` rescans to the end from every unclosed
+    # ``url(`` (quadratic: 80 kB of them took 17 s). An unclosed one runs to the end, as in CSS.
+    out: list[str] = []
+    pos = 0
+    while match := _URL_START.search(css, pos):
+        end = _url_end(css, match.end())
+        inner = css[match.end() : end].strip().strip("'\"").strip()
+        closed = end < len(css)
+        kept = css[match.start() : end + 1] if closed and inner.startswith("#") else "none"
+        out += [css[pos : match.start()], kept]
+        pos = end + 1
+    out.append(css[pos:])
+    return "".join(out)
+
+
+def _url_end(css: str, start: int) -> int:
+    """Index of the ``)`` closing a ``url(`` whose argument starts at ``start`` (len if none)."""
+    i = start
+    while i < len(css) and css[i] in " \t\r\n\f":
+        i += 1
+    if i < len(css) and css[i] in "'\"":
+        quote_end = css.find(css[i], i + 1)
+        i = len(css) if quote_end == -1 else quote_end + 1
+    close = css.find(")", i)
+    return len(css) if close == -1 else close
 
 
 def _length(value: str | None) -> float | None:

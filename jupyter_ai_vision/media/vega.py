@@ -584,12 +584,21 @@ def _safe_scale(svg: str, scale: float, cap: int) -> float:
 
 # --- HTML extraction helpers -----------------------------------------------------------
 
-_SCRIPT = re.compile(r"<script\b[^>]*>(.*?)</script\s*>", re.IGNORECASE | re.DOTALL)
+_SCRIPT_START = re.compile(r"<script\b", re.IGNORECASE)
+_SCRIPT_END = re.compile(r"</script\s*+>", re.IGNORECASE)
 
 
 def _script_bodies(html: str) -> Iterator[str]:
-    for match in _SCRIPT.finditer(html):
-        yield match.group(1)
+    """Bodies of ``<script>`` elements, found in one forward pass (a lazy ``<script>(.*?)
+    </script>`` rescans to the end from every unclosed ``<script>``: quadratic)."""
+    pos = 0
+    while start := _SCRIPT_START.search(html, pos):
+        body = html.find(">", start.end()) + 1
+        end = _SCRIPT_END.search(html, body) if body else None
+        if end is None:
+            return  # unclosed: no later script can close either
+        yield html[body : end.start()]
+        pos = end.end()
 
 
 _OBJECT_START = re.compile(r'\{\s*["}]')

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
+from jupyter_ai_vision.context.snapshot import check_notebook_size, read_notebook_json
 from jupyter_ai_vision.errors import (
     AmbiguousNotebook,
     NoNotebookOpen,
+    NotebookError,
     NotebookNotFound,
     NotebookUnreadable,
     UnsafePath,
@@ -218,6 +220,15 @@ async def read_disk(settings: Mapping[str, Any] | None, path: str, root_dir: str
         exists = False
     if not exists:
         raise NotebookNotFound(f"Notebook not found: {path}.")
+    try:  # the size first: the contents manager would read a 2 GB file whole
+        info = await ensure_async(cm.get(path, content=False, type="notebook"))
+        size = info.get("size") if isinstance(info, Mapping) else None
+        if isinstance(size, int):
+            check_notebook_size(size, name=path)
+    except NotebookError as e:
+        raise NotebookUnreadable(f"{e}.") from None
+    except Exception:
+        pass  # no size from this contents manager: its own read decides
     try:
         model = await ensure_async(cm.get(path, content=True, type="notebook"))
     except Exception as e:  # unreadable / not JSON / not a notebook
@@ -226,16 +237,17 @@ async def read_disk(settings: Mapping[str, Any] | None, path: str, root_dir: str
 
 
 def _read_file(root_dir: str, path: str) -> dict[str, Any]:
-    import nbformat
-
     try:
         full = confine(root_dir, path, must_exist=True)
     except UnsafePath:
         raise NotebookNotFound(f"Notebook not found: {path}.") from None
-    try:
-        return dict(nbformat.read(full, as_version=4))
-    except Exception as e:
-        raise NotebookUnreadable(_unreadable(path, e)) from e
+    try:  # regular files only, size-limited, deep JSON cut (the snapshot normalises the rest)
+        data = read_notebook_json(full, name=path)
+    except NotebookError as e:
+        raise NotebookUnreadable(f"{e}.") from None
+    if not isinstance(data, dict):
+        raise NotebookUnreadable(_unreadable(path, ValueError("not a notebook")))
+    return data
 
 
 def _unreadable(path: str, exc: BaseException) -> str:

@@ -34,9 +34,9 @@ MAX_DEPTH = 200
 _DOCS = re.compile(r"(?:const|var|let)\s+docs_json\s*=\s*")
 _ITEMS = re.compile(r"(?:const|var|let)\s+render_items\s*=\s*")
 _BY_ID = re.compile(r"docs_json\s*=\s*document\.getElementById\(['\"]([\w-]{1,100})['\"]\)")
-_JSON_SCRIPT = re.compile(
-    r'<script type="application/json" id="([\w-]{1,100})">(.*?)</script>', re.DOTALL
-)
+# The opening tag only: the body ends at the next "</script>" (str.find). A lazy
+# ``(.*?)</script>`` rescans to the end from every unclosed tag (quadratic).
+_JSON_SCRIPT = re.compile(r'<script type="application/json" id="([\w-]{1,100})">')
 _CSS_LOAD = re.compile(r"url\s*\(|image-set\s*\(|@import", re.IGNORECASE)
 #: Model names that run code or load a resource when drawn.
 _REFUSED = re.compile(
@@ -70,7 +70,7 @@ def find_document(text: str) -> BokehDoc | None:
     if isinstance(docs, str):  # some Bokeh versions embed the JSON as a string literal
         try:
             docs = json.loads(docs)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     if not isinstance(docs, dict) or not isinstance(items, list) or not docs or not items:
         return None
@@ -117,7 +117,7 @@ def _literal(text: str, prefix: re.Pattern[str]) -> Any:
         return None
     try:
         value, _ = json.JSONDecoder().raw_decode(text, match.end())
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's limit
         return None
     return value
 
@@ -127,12 +127,17 @@ def _json_script(text: str) -> Any:
     ref = _BY_ID.search(text)
     if ref is None:
         return None
-    for match in _JSON_SCRIPT.finditer(text):
+    pos = 0
+    while match := _JSON_SCRIPT.search(text, pos):
+        end = text.find("</script>", match.end())
+        if end == -1:
+            return None  # unclosed: no later script can close either
         if match.group(1) == ref.group(1):
             try:
-                return json.loads(match.group(2))
-            except ValueError:
+                return json.loads(text[match.end() : end])
+            except (ValueError, RecursionError):
                 return None
+        pos = end + len("</script>")
     return None
 
 
