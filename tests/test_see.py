@@ -379,6 +379,35 @@ async def test_at_name_pulls_a_kernel_variable(jupyter_server: Any, model_server
     assert "only variable names" in reply.text  # the call-like reference was refused, said once
 
 
+async def test_at_name_images_share_the_notebooks_image_budget(
+    jupyter_server: Any, model_server: Any
+) -> None:
+    """10 figures in the live notebook fill the request's budget (max_images 10): @fig from
+    the kernel is described but its image is not sent, and the user is told why."""
+    figures = (
+        "import matplotlib.pyplot as plt\n"
+        "for i in range(10):\n"
+        "    f, a = plt.subplots(figsize=(2, 2), dpi=40)\n"
+        "    a.bar([0], [i + 1], color=f'C{i}')\n"
+        "    plt.show()\n"
+        "fig, ax = plt.subplots(figsize=(3, 2), dpi=40)\n"
+        "ax.plot([0, 1], [1, 0]); ax.set_title('kernel_only_marker')\n"
+        "plt.close(fig)"
+    )
+    path = jupyter_server.write_notebook("budget.ipynb", [figures])
+    async with jupyter_server.open_notebook(path, user="uma") as nb:
+        await nb.execute(0)
+        async with jupyter_server.chat("uma") as chat:
+            reply = await chat.ask("/see compare the bars with @fig")
+    body = model_server.chat_requests()[-1]
+    assert len(images_in(body)) == 10
+    request = text_in(body)
+    assert "kernel_only_marker" in request  # @fig's text still went, inside the framing
+    assert request.index('<kernel-variable name="fig"') < request.rindex("</notebook-content>")
+    assert "budget: 10 images per request" in request and reply.complete
+    assert "@fig: image" in reply.text and "budget: 10 images per request" in reply.text
+
+
 async def test_invalid_notebook_file_is_one_line(jupyter_server: Any, model_server: Any) -> None:
     (jupyter_server.root / "broken.ipynb").write_text("{ this is not json")
     async with jupyter_server.chat("sam") as chat:
