@@ -25,12 +25,8 @@ def _mb(n: float) -> str:
     return f"{n / 1_000_000:.1f} MB"
 
 
-def prepare_image(
-    data: bytes, mime: str, policy: ImagePolicy, cache: ImageCache | None = None
-) -> PreparedImage:
-    """Validate and normalise one image (raster, or SVG drawn in the sandbox) for sending.
-    Raises :class:`ImageRejected` with a one-line reason. Results and rejections are cached
-    by ``(sha256, policy)``."""
+def _check_input(data: bytes, mime: str, policy: ImagePolicy) -> None:
+    """The checks every image passes before anything reads it: not empty, not too big."""
     if not data:
         raise ImageRejected(f"empty image data ({mime})")
     if len(data) > policy.max_input_bytes:
@@ -38,6 +34,15 @@ def prepare_image(
             f"image too large: {_mb(len(data))} (limit {_mb(policy.max_input_bytes)}); "
             "save a smaller figure"
         )
+
+
+def prepare_image(
+    data: bytes, mime: str, policy: ImagePolicy, cache: ImageCache | None = None
+) -> PreparedImage:
+    """Validate and normalise one image (raster, or SVG drawn in the sandbox) for sending.
+    Raises :class:`ImageRejected` with a one-line reason. Results and rejections are cached
+    by ``(sha256, policy)``."""
+    _check_input(data, mime, policy)
     sha = hashlib.sha256(data).hexdigest()
     if cache is not None:
         hit = cache.get(sha, policy)
@@ -71,13 +76,7 @@ def probe_size(data: bytes, mime: str, policy: ImagePolicy) -> tuple[int, int] |
     once drawn). PNG/JPEG/GIF/WebP are read from their headers (every frame's), other
     formats (BMP, TIFF, ...) by Pillow's lazy open. Raises :class:`ImageRejected` when the
     image is unreadable or over the decode cap, so a rejection costs no decode either."""
-    if not data:
-        raise ImageRejected(f"empty image data ({mime})")
-    if len(data) > policy.max_input_bytes:
-        raise ImageRejected(
-            f"image too large: {_mb(len(data))} (limit {_mb(policy.max_input_bytes)}); "
-            "save a smaller figure"
-        )
+    _check_input(data, mime, policy)
     head = image_size(data)
     if head is not None:
         check_decode_size(data, head, policy)  # every frame: a bomb is refused right here
