@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from jupyter_ai_vision._lru import LRU
 from jupyter_ai_vision.server import notebooks
 
 if TYPE_CHECKING:
@@ -77,10 +78,8 @@ def parse(
 
 
 # ----- the notebook ----------------------------------------------------------------------------
-#: Recently built contexts of live notebooks (see build_context), oldest first.
-_CONTEXTS: dict[tuple[Any, ...], tuple[Any, str, VisionContext]] = {}
-_CONTEXTS_LOCK = threading.Lock()
-_MAX_CONTEXTS = 8
+#: Recently built contexts of live notebooks (see build_context), least recently used dropped.
+_CONTEXTS: LRU[tuple[Any, ...], tuple[Any, str, VisionContext]] = LRU(max_items=8)
 
 
 def copy_context(ctx: VisionContext) -> VisionContext:
@@ -125,8 +124,7 @@ async def build_context(
                 supports_images,
                 excluded,
             )
-            with _CONTEXTS_LOCK:
-                hit = _CONTEXTS.get(key)
+            hit = _CONTEXTS.get(key)
             if hit is not None:
                 target.focus, target.focus_how, ctx = hit
                 return copy_context(ctx)
@@ -146,10 +144,7 @@ async def build_context(
             exclude_sha256=excluded,
         )
         if key is not None:
-            with _CONTEXTS_LOCK:
-                _CONTEXTS[key] = (target.focus, target.focus_how, ctx)
-                while len(_CONTEXTS) > _MAX_CONTEXTS:
-                    _CONTEXTS.pop(next(iter(_CONTEXTS)))
+            _CONTEXTS.put(key, (target.focus, target.focus_how, ctx))
         return copy_context(ctx)
 
     return await asyncio.get_running_loop().run_in_executor(None, work)
