@@ -159,12 +159,29 @@ async def run(quick: bool) -> None:
         f"   overhead {max(0.0, warm - baseline) * 1000:6.1f} ms  (target <= 60)"
     )
     print(f"  warm runs: {', '.join(f'{x * 1000:.0f}' for x in warm_runs)} ms")
+    phases = _server_phases(server.log_text())
+    if phases:
+        routed, ready = (statistics.median(p) for p in zip(*phases[-5:], strict=True))
+        print(
+            f"  server side, warm medians: message reached Vision after {routed:.0f} ms "
+            f"(chat sync + router), notebook + context + request ready in {ready:.0f} ms"
+        )
     print(f"  ratio warm / baseline                      {warm / baseline:7.2f}x")
     print(
         f"  entry point load (after persona-manager)   {ours_s * 1000:7.1f} ms (target <= 150);"
         f" persona-manager itself {manager_s * 1000:.0f} ms, ratio {ours_s / manager_s:.2f}x"
     )
     print(f"  heavy modules imported by the entry point: {', '.join(heavy) or 'none'}")
+
+
+def _server_phases(log: str) -> list[tuple[float, float]]:
+    """(routing ms, ready ms) per Vision message about big.ipynb, from the persona's log line."""
+    import re
+
+    found = re.findall(
+        r"Vision big\.ipynb .*ready in (\d+) ms \(message reached the persona after (\d+) ms\)", log
+    )
+    return [(float(routed), float(ready)) for ready, routed in found]
 
 
 def main() -> None:

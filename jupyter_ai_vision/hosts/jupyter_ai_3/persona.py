@@ -229,7 +229,7 @@ class VisionPersona(BasePersona):
 
     # ----- one message --------------------------------------------------------------------------
     async def process_message(self, message: Any) -> None:
-        started = time.perf_counter()
+        started, started_wall = time.perf_counter(), time.time()
         settings = self._settings()
         root_dir = self._root_dir(settings)
         explicit, question = see_request.parse(message.body, "see", anywhere=True)
@@ -280,7 +280,8 @@ class VisionPersona(BasePersona):
         if not ctx.images:  # plain text content works with every model
             content = messages.text_only(content)
         self.log.info(
-            "Vision %s (%s, %s) with %s (%s): %d images, %d skipped, ready in %.0f ms",
+            "Vision %s (%s, %s) with %s (%s): %d images, %d skipped, ready in %.0f ms "
+            "(message reached the persona after %.0f ms)",
             target.path,
             target.source,
             target.how,
@@ -289,6 +290,7 @@ class VisionPersona(BasePersona):
             len(ctx.images),
             len(ctx.skipped),
             (time.perf_counter() - started) * 1000,
+            max(0.0, started_wall - float(message.time or started_wall)) * 1000,
         )
         request = [
             {"role": "system", "content": self.system_prompt},
