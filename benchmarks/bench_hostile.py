@@ -323,6 +323,72 @@ CLASSES += [
 ]
 
 
+# --- classes 2, 6, 7 (F) ----------------------------------------------------------------------
+
+
+def _svg_text(attrs: str) -> str:
+    rect = '<rect width="40" height="20"/>'
+    return f'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20" {attrs}>{rect}</svg>'
+
+
+def _markdown(source: str) -> Any:
+    from nbformat.v4 import new_markdown_cell
+
+    return new_markdown_cell(source)
+
+
+def regex_worst(directory: Path) -> Path:
+    """Class 2: every reported backtracking input at once (each took seconds to hours)."""
+    extra = [
+        _hostile_cell("image/svg+xml", _svg_text(f'style="fill:{"url(" * 300_000}"')),
+        _hostile_cell("image/svg+xml", _svg_text(f'width="{"1" * 30_000}!"')),
+        _markdown("<img " + "a" * 200_000 + ">"),
+        _markdown("```x\n" * 40_000),
+        _hostile_cell("text/html", "vega " + "<script>" * 100_000),
+        _hostile_cell("text/html", "<div " * 100_000),
+    ]
+    return _write(_notebook(extra), directory / "regex-worst.ipynb")
+
+
+def malformed_deep(directory: Path) -> Path:
+    """Class 6: wrong types everywhere and JSON 300,000 levels deep (past the parser)."""
+    from nbformat.v4 import new_code_cell
+
+    bad = new_code_cell("bad", metadata={})
+    bad.outputs = [{"output_type": "error", "ename": {"a": 1}, "evalue": [1], "traceback": 5}]
+    text = json.dumps(_notebook([bad, _markdown("x")]))
+    deep = "[" * 300_000 + "]" * 300_000
+    text = text.replace('"metadata": {}', f'"metadata": {{"a": {deep}}}', 1)
+    path = directory / "malformed.ipynb"
+    path.write_text(text)
+    return path
+
+
+def fifo(directory: Path) -> Path:
+    """Class 7: a FIFO named like a notebook (reading it blocked forever)."""
+    path = directory / "fifo.ipynb"
+    if not path.exists():
+        os.mkfifo(path)
+    return path
+
+
+def sparse_2gb(directory: Path) -> Path:
+    """Class 7: a 2 GB sparse file (was read whole: 2.6 GB RSS)."""
+    path = directory / "sparse.ipynb"
+    with path.open("wb") as f:
+        f.truncate(2 * 1024**3)
+    return path
+
+
+CLASSES += [
+    Case("class 2: regex worst cases (url(, digits, <img, fences, tags)", regex_worst),
+    Case("class 6: malformed fields + JSON 300,000 deep", malformed_deep),
+    Case("class 7: FIFO", fifo),
+    Case("class 7: /dev/zero", lambda directory: Path("/dev/zero")),
+    Case("class 7: 2 GB sparse file", sparse_2gb),
+]
+
+
 def hung_chart_latency() -> tuple[float, float]:
     """Seconds to render a good chart alone, and while a hanging chart holds a worker."""
     import threading
