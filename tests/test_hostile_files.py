@@ -180,3 +180,16 @@ def test_deep_json_file_is_cut_not_a_recursion_error(tmp_path):
     assert snap.notes == [
         f"notebook metadata is nested deeper than {limits.MAX_JSON_DEPTH} levels; ignored"
     ]
+
+
+def test_completion_reads_a_malformed_saved_notebook_through_the_normaliser(tmp_path):
+    from jupyter_ai_vision.server.completion.window import CompletionSettings, window_from_cells
+
+    path = tmp_path / "malformed.ipynb"
+    good = {"cell_type": "code", "id": "b", "source": "print(1)", "outputs": [], "metadata": {}}
+    bad = {"cell_type": "code", "id": "a", "source": {"x": 1}, "outputs": 5, "metadata": []}
+    path.write_text(json.dumps({"nbformat": 4, "metadata": [1], "cells": [None, bad, good]}))
+    nb = SavedNotebookCache().get(path)
+    assert nb is not None and [c["id"] for c in nb["cells"]] == [None, "a", "b"]
+    window = window_from_cells(nb["cells"], "b", CompletionSettings())
+    assert window is not None

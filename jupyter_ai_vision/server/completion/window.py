@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from jupyter_ai_vision._lru import LRU
-from jupyter_ai_vision.context.snapshot import read_notebook_json
+from jupyter_ai_vision.context.snapshot import load_notebook, read_notebook_json
 from jupyter_ai_vision.errors import NotebookError, UnsafePath
 from jupyter_ai_vision.limits import MAX_NOTEBOOK_BYTES
 from jupyter_ai_vision.paths import confine
@@ -255,7 +255,11 @@ def _parse(path: Path, max_bytes: int) -> dict[str, Any] | None:
         return None
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         return None
-    return nb
+    try:  # every field type-checked once (a null cell, a numeric source...), as for /see
+        snapshot = load_notebook(nb, path=path)
+    except NotebookError:
+        return None
+    return {**nb, "cells": snapshot.cells, "metadata": snapshot.metadata}
 
 
 SAVED_NOTEBOOKS = SavedNotebookCache()
