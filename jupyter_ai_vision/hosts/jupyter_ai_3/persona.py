@@ -50,7 +50,7 @@ from jupyter_ai_persona_manager import (
 )
 from traitlets import Dict, Int, Unicode
 
-from jupyter_ai_vision.errors import LiveError, VisionError
+from jupyter_ai_vision.errors import VisionError
 from jupyter_ai_vision.hosts.jupyter_ai_3 import attachments
 from jupyter_ai_vision.hosts.jupyter_ai_3 import model as model_choice
 from jupyter_ai_vision.server import notebooks, see_request
@@ -247,7 +247,7 @@ class VisionPersona(BasePersona):
             target = await notebooks.resolve(
                 settings, username=message.sender, root_dir=root_dir, explicit_path=explicit
             )
-        except (LiveError, VisionError) as exc:
+        except VisionError as exc:  # LiveError, ModelParameterError, UnsafePath: one line
             self.send_message(str(exc))
             return
         from jupyter_ai_vision.context import messages
@@ -318,7 +318,7 @@ class VisionPersona(BasePersona):
             return None
         try:
             same = notebooks.safe_path(attached.notebook, root_dir) == target.path
-        except LiveError:
+        except VisionError:  # an unusable attached path: no focus from it
             return None
         return attached.cells[0] if same else None
 
