@@ -95,6 +95,12 @@ def load_notebook(
     )
 
 
+# O_NONBLOCK: a FIFO swapped in after the stat cannot block the open (POSIX only, like FIFOs).
+_OPEN_FLAGS = os.O_RDONLY | sum(
+    getattr(os, flag, 0) for flag in ("O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC", "O_BINARY")
+)
+
+
 def read_notebook_file(
     path: str | os.PathLike[str], max_bytes: int | None = None, *, name: str | None = None
 ) -> bytes:
@@ -111,7 +117,7 @@ def read_notebook_file(
     limit = limits.MAX_NOTEBOOK_BYTES if max_bytes is None else max_bytes
     try:
         _check_file(label, os.stat(path), limit)  # before open(): opening a device may act
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        fd = os.open(path, _OPEN_FLAGS)
     except FileNotFoundError:
         raise NotebookError(f"{label}: no such notebook; pass the path to a .ipynb file") from None
     except OSError as exc:
