@@ -33,7 +33,7 @@ from fixtures.hostile import (
 )
 
 from jupyter_ai_vision import _text, build_context, mimes
-from jupyter_ai_vision.context import messages, snapshot
+from jupyter_ai_vision.context import builder, messages, snapshot
 from jupyter_ai_vision.context.snapshot import NOTES_KEY, load_notebook
 from jupyter_ai_vision.limits import MAX_JSON_DEPTH, ImagePolicy
 from jupyter_ai_vision.media import html, markdown, plotly, svg, vega
@@ -130,8 +130,10 @@ CASES: dict[str, tuple[Any, Any]] = {
     "bokeh: let + spaces": (bokeh.find_document, lambda n: "docs_json let" + " " * n),
     "bokeh: unclosed JSON scripts": (
         bokeh.find_document,
-        lambda n: 'docs_json = document.getElementById("a")'
-        + '<script type="application/json" id="a">' * (n // 40),
+        lambda n: (
+            'docs_json = document.getElementById("a")'
+            + '<script type="application/json" id="a">' * (n // 40)
+        ),
     ),
     "bokeh: deep docs_json": (bokeh.find_document, lambda n: "var docs_json = " + "[" * n),
     "plotly safety: css url(": (
@@ -157,6 +159,11 @@ CASES: dict[str, tuple[Any, Any]] = {
     "messages: < notebook": (messages.defuse, lambda n: "< notebook" * (n // 10)),
     "messages: notebook-": (messages.defuse, lambda n: "notebook-" * (n // 9)),
     "messages: [ figure": (messages.defuse, lambda n: "[ figure" * (n // 8)),
+    # context/builder.py (counts the references the SVG sanitiser removed)
+    "builder: removed SVG references": (
+        lambda s: builder._svg_removed_refs(s, POLICY),
+        lambda n: _svg(f'style="{"href  url (  " * (n // 12)}"'),
+    ),
     # context/snapshot.py (deep-JSON cut)
     "snapshot: escaped quotes": (snapshot._cut_deep_values, lambda n: '["' + '\\"' * (n // 2)),
     "snapshot: unclosed strings": (snapshot._cut_deep_values, lambda n: '"\\' * (n // 2)),
@@ -171,7 +178,7 @@ AUDITED = {
     "context/messages": "messages: cases",
     "context/snapshot": "snapshot: cases",
     "context/extract": "text helpers: the same patterns as _text (text: cases)",
-    "context/builder": "_REF and _SVG_SIZE see at most 4,000 characters; focus: 18 digits",
+    "context/builder": "builder: cases; _SVG_SIZE sees 4,000 characters; focus: 18 digits",
     "context/budget": "model names from settings, not notebook content",
     "context/models": "model names from settings, not notebook content",
     "media/markdown": "markdown: cases",
