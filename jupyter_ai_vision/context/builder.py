@@ -18,15 +18,15 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from jupyter_ai_vision._lru import LRU
-from jupyter_ai_vision._text import quoted
+from jupyter_ai_vision._text import one_line, quoted
 from jupyter_ai_vision.context import messages
-from jupyter_ai_vision.context.extract import ImageCandidate, extract, one_line
+from jupyter_ai_vision.context.extract import ImageCandidate, extract
 from jupyter_ai_vision.context.parts import (
     ChartRender,
     ImagePart,
@@ -87,45 +87,48 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
-def build_context(
-    notebook: Any,
-    *,
-    focus: int | str | None = None,
-    model: str | None = None,
-    policy: ImagePolicy | None = None,
-    supports_images: bool | None = None,
-    root_dir: Any = None,
-    path: Any = None,
-    cache: ImageCache | None = None,
-    exclude_sha256: Iterable[str] = (),
-    include_sources: bool = True,
-    question: str | None = None,
-    max_text_chars: int | None = None,
-) -> VisionContext:
-    """What ``model`` will see of ``notebook`` (a YNotebook, nbformat dict or path).
+class BuildOptions(TypedDict, total=False):
+    """What a build can be told (every surface passes some of these).
 
-    ``focus``: cell id or index (its figures are sent first, then the nearest preceding
-    ones). ``exclude_sha256``: images already sent in this conversation (become a stub).
-    ``question``: appended after the notebook content. ``max_text_chars``: notebook text cap
-    (default: 120k characters, less for small model windows; the cells farthest from the
-    focus are shortened first). Raises :class:`NotebookError`.
+    - ``focus``: cell id or index; its figures are sent first, then the nearest preceding ones.
+    - ``model`` / ``supports_images``: the target model (its image budget and token costs);
+      ``supports_images`` overrides what is known about the model.
+    - ``policy``: the image limits (:class:`ImagePolicy`).
+    - ``cache``: prepared-image cache (default: the process-wide one).
+    - ``exclude_sha256``: images already sent in this conversation (they become a stub).
+    - ``include_sources``: send cell sources (default True).
+    - ``question``: appended after the notebook content.
+    - ``max_text_chars``: notebook text cap (default 120k characters, less for small model
+      windows; the cells farthest from the focus are shortened first).
+    - ``executed_sources``: execution count -> the source the kernel ran under that count
+      (from its input history). A figure whose cell now reads differently is marked stale.
+      Leave it out when no kernel is running: nothing is then said about staleness.
     """
+
+    focus: int | str | None
+    model: str | None
+    policy: ImagePolicy | None
+    supports_images: bool | None
+    cache: ImageCache | None
+    exclude_sha256: Iterable[str]
+    include_sources: bool
+    question: str | None
+    max_text_chars: int | None
+    executed_sources: Mapping[int, str] | None
+
+
+def build_context(
+    notebook: Any, *, root_dir: Any = None, path: Any = None, **options: Unpack[BuildOptions]
+) -> VisionContext:
+    """What a model will see of ``notebook`` (a YNotebook, nbformat dict or path); see
+    :class:`BuildOptions` for the options. Raises :class:`NotebookError`."""
     snapshot = load_notebook(notebook, path=path, root_dir=root_dir)
-    return build_from_snapshot(
-        snapshot,
-        focus=focus,
-        model=model,
-        policy=policy,
-        supports_images=supports_images,
-        cache=cache,
-        exclude_sha256=exclude_sha256,
-        include_sources=include_sources,
-        question=question,
-        max_text_chars=max_text_chars,
-    )
+    return build_from_snapshot(snapshot, **options)
 
 
-async def build_context_async(notebook: Any, **kwargs: Any) -> VisionContext:
+async def build_context_async(
+    notebook: Any, *, root_dir: Any = None, path: Any = None, **options: Unpack[BuildOptions]
+) -> VisionContext:
     """:func:`build_context` for async code: the heavy work runs in a worker thread.
 
     A live YNotebook is read on the calling (event loop) thread first: its CRDT objects
@@ -133,13 +136,11 @@ async def build_context_async(notebook: Any, **kwargs: Any) -> VisionContext:
     """
     loop = asyncio.get_running_loop()
     if type(notebook).__name__ == "YNotebook":
-        notebook = load_notebook(
-            notebook, path=kwargs.pop("path", None), root_dir=kwargs.pop("root_dir", None)
-        )
+        notebook = load_notebook(notebook, path=path, root_dir=root_dir)
     if isinstance(notebook, NotebookSnapshot):
-        call = functools.partial(build_from_snapshot, notebook, **kwargs)
+        call = functools.partial(build_from_snapshot, notebook, **options)
     else:
-        call = functools.partial(build_context, notebook, **kwargs)
+        call = functools.partial(build_context, notebook, root_dir=root_dir, path=path, **options)
     return await loop.run_in_executor(None, call)
 
 
@@ -155,19 +156,25 @@ def build_from_snapshot(
     include_sources: bool = True,
     question: str | None = None,
     max_text_chars: int | None = None,
+    executed_sources: Mapping[int, str] | None = None,
 ) -> VisionContext:
-    """Build a context from an already taken :class:`NotebookSnapshot`."""
+    """Build a context from an already taken :class:`NotebookSnapshot` (options:
+    :class:`BuildOptions`)."""
     from jupyter_ai_vision.context.budget import ImagePolicy, model_profile
 
     policy = policy or ImagePolicy()
     profile = model_profile(model, supports_images=supports_images)
-    focus_index = resolve_focus(snapshot, focus)
+    focus_position = resolve_focus(snapshot, focus)
+    # Every label and priority uses the cell's index in the whole notebook (a window of a
+    # bigger notebook, as inline completion sends, keeps its real cell numbers).
+    focus_index = snapshot.number(focus_position)
     extraction = extract(
         snapshot.cells,
         notebook_dir=snapshot.notebook_dir,
         root_dir=snapshot.root_dir,
         include_sources=include_sources,
-        focus_cell_index=focus_index,
+        focus_cell_index=focus_position,
+        numbers=snapshot.numbers,
     )
     run = _ImageRun(
         policy=policy,
@@ -185,28 +192,34 @@ def build_from_snapshot(
     omitted = _fit_text(extraction.slots, focus_index, limit)
     if omitted:
         skipped.append(SkippedItem(Provenance(kind="note"), omitted))
+    stale_cells = stale_figure_cells(snapshot, executed_sources)
     body: list[Part] = []
     number = 0
+    stale = 0
     for slot in extraction.slots:
         if isinstance(slot, TextPart):
             body.append(slot)
             continue
         outcome = resolved[id(slot)]
+        flags = [messages.STALE] if slot.provenance.cell_index in stale_cells else []
+        stale += bool(flags)
         if isinstance(outcome, ImagePart):
             number += 1
-            body.append(messages.figure_marker(number, outcome, run.notes.get(id(outcome))))
+            note = run.notes.get(id(outcome))
+            body.append(messages.figure_marker(number, outcome, note, flags=flags))
             body.append(outcome)
         else:
             stub, reason = outcome
-            body.append(stub)
+            body.append(messages.with_flags(stub, flags))
             if reason:
                 skipped.append(SkippedItem(slot.provenance, reason))
     parts = messages.frame(
         body,
         notebook_name=os.path.basename(snapshot.name) if snapshot.name else None,
-        n_cells=len(snapshot.cells),
+        n_cells=snapshot.total_cells or len(snapshot.cells),
         focus_index=focus_index,
         question=question,
+        notes=[messages.OUT_OF_ORDER] if executed_out_of_order(snapshot.cells) else [],
     )
     skipped.sort(key=lambda s: (s.provenance.cell_index is None, s.provenance.cell_index or 0))
     return VisionContext(
@@ -217,6 +230,10 @@ def build_from_snapshot(
         images_supported=images_supported,
         focus_cell_index=focus_index,
         renders=run.renders,
+        stale_figures=stale,
+        policy=policy,
+        profile=profile,
+        exclude_sha256=run.exclude,
     )
 
 
@@ -263,6 +280,43 @@ def _fit_text(slots: list[Any], focus_index: int | None, limit: int) -> str | No
     return (
         f"text of {shrunk} cells far from the focus omitted to fit the context ({limit} characters)"
     )
+
+
+def stale_figure_cells(
+    snapshot: NotebookSnapshot, executed_sources: Mapping[int, str] | None
+) -> set[int]:
+    """Indexes (in the whole notebook) of code cells whose current source differs from the
+    source the kernel ran under the cell's execution count (its outputs no longer match).
+
+    Says nothing (empty set) without the kernel's history, and nothing for a cell whose count
+    the history does not know (e.g. it ran before the kernel restarted).
+    """
+    if not executed_sources:
+        return set()
+    stale = set()
+    for index, cell in enumerate(snapshot.cells):
+        count = cell.get("execution_count")
+        if cell.get("cell_type") != "code" or not isinstance(count, int):
+            continue
+        ran = executed_sources.get(count)
+        if ran is not None and _same_code(ran, cell.get("source")) is False:
+            stale.add(snapshot.numbers[index] if snapshot.numbers else index)
+    return stale
+
+
+def _same_code(ran: str, source: Any) -> bool:
+    text = "".join(source) if isinstance(source, list) else str(source or "")
+    return ran.strip() == text.strip()
+
+
+def executed_out_of_order(cells: list[dict[str, Any]]) -> bool:
+    """True when execution counts go down somewhere going down the notebook."""
+    counts: list[int] = [
+        c["execution_count"]
+        for c in cells
+        if c.get("cell_type") == "code" and isinstance(c.get("execution_count"), int)
+    ]
+    return any(later < earlier for earlier, later in zip(counts, counts[1:], strict=False))
 
 
 def resolve_focus(snapshot: NotebookSnapshot, focus: int | str | None) -> int | None:
@@ -570,17 +624,14 @@ class _ImageRun:
         return estimate_image_tokens(self.profile, width, height)
 
     def _part(self, p: _Probe, image: PreparedImage) -> ImagePart:
-        return ImagePart(
-            data=image.data,
-            mime=image.mime,
-            width=image.width,
-            height=image.height,
-            original_width=image.original_width,
-            original_height=image.original_height,
-            original_bytes=p.original_bytes or image.original_bytes,
-            tokens=self._tokens(image.width, image.height),
-            sha256=p.sha256,
+        from jupyter_ai_vision.context.budget import image_part
+
+        return image_part(
+            image,
+            profile=self.profile,
             provenance=p.candidate.provenance,
+            sha256=p.sha256,
+            original_bytes=p.original_bytes or None,
             caption=p.candidate.caption,
         )
 

@@ -26,7 +26,10 @@ _cache: LRU[tuple[Any, int, frozenset[int]], dict[int, str]] = LRU(max_items=64)
 MAX_COUNTS = 5_000
 
 
-def _kernel_key(kernel: Any) -> Any:
+def kernel_key(kernel: Any) -> Any:
+    """Who answers for a kernel's history: its id and process (None for no kernel)."""
+    if kernel is None:
+        return None
     # A restarted kernel keeps its id (and key) but is a new process that counts from 1.
     process = getattr(getattr(kernel, "provisioner", None), "pid", None)
     return (getattr(kernel, "kernel_id", None) or id(kernel), process)
@@ -42,7 +45,7 @@ async def executed_sources(
         return None
     if len(wanted) > MAX_COUNTS:
         wanted = frozenset(sorted(wanted)[-MAX_COUNTS:])
-    key = (_kernel_key(kernel), max(wanted), wanted)
+    key = (kernel_key(kernel), max(wanted), wanted)
     cached = _cache.get(key)
     if cached is not None:
         return cached

@@ -33,6 +33,7 @@ from jupyter_ai_vision.server import notebooks
 
 if TYPE_CHECKING:
     from jupyter_ai_vision.context.parts import VisionContext
+    from jupyter_ai_vision.llm.captions import CaptionSettings
     from jupyter_ai_vision.media.raster import ImageCache
 
 log = logging.getLogger(__name__)
@@ -96,58 +97,116 @@ async def build_context(
     cache: ImageCache | None,
     exclude_sha256: Iterable[str] = (),
     focus: str | int | None = None,
+    settings: Mapping[str, Any] | None = None,
+    caption: CaptionSettings | None = None,
 ) -> VisionContext:
-    """The shared context builder for ``target``, entirely in a worker thread.
+    """The shared context builder for ``target``; the heavy work runs in worker threads.
 
     ``focus`` (a cell id or index, e.g. a cell dragged into the chat) overrides the focus
     :func:`notebooks.pick_focus` would choose. Sets ``target.focus`` / ``target.focus_how``.
+    ``settings`` (the server's): when the notebook's kernel is running, its input history
+    marks figures whose cell was edited after they ran (one request, cached; none without a
+    kernel). ``caption``: for a model that takes no images, a caption model describes the
+    figures instead (notes about captions go to ``target.notes``).
     Raises :class:`~jupyter_ai_vision.errors.NotebookError` for an invalid or empty notebook.
     """
-    from jupyter_ai_vision.context.builder import build_from_snapshot
+    from jupyter_ai_vision.server import history, kernels
+
+    kernel = await kernels.kernel_for_path(settings, target.path) if settings else None
+    captioner = caption if supports_images is False else None  # text-only model + captions
+    options = {
+        "model": captioner.model if captioner is not None else model,
+        "supports_images": True if captioner is not None else supports_images,
+        "cache": cache,
+        "exclude_sha256": frozenset(exclude_sha256),
+    }
+    key = _context_key(target, focus, _options_key(options), history.kernel_key(kernel))
+    loop = asyncio.get_running_loop()
+    snapshot, hit = await loop.run_in_executor(None, _snapshot_or_hit, target, root_dir, key)
+    if hit is not None:
+        ctx = hit
+    else:
+        counts = [c.get("execution_count") for c in snapshot.cells]
+        executed = await history.executed_sources(kernel, counts) if kernel is not None else None
+        ctx = await loop.run_in_executor(
+            None, _build, target, snapshot, focus, executed, options, key
+        )
+    if captioner is not None:
+        ctx = await _with_captions(ctx, captioner, target)
+    return ctx
+
+
+def _context_key(target: notebooks.Target, focus: str | int | None, *extra: Any) -> Any:
+    # An unchanged live notebook asked about again (same state, focus inputs, options and
+    # kernel) reuses its context: the images and text would come out identical.
+    if target.source != "live":
+        return None
+    digest = hashlib.sha256(target.notebook).hexdigest()
+    return (digest, target.path, target.active_cell, target.selection, focus, *extra)
+
+
+def _snapshot_or_hit(
+    target: notebooks.Target, root_dir: str, key: Any
+) -> tuple[Any, VisionContext | None]:
     from jupyter_ai_vision.context.snapshot import load_notebook
 
-    excluded = frozenset(exclude_sha256)
+    hit = _CONTEXTS.get(key) if key is not None else None
+    if hit is not None:
+        target.focus, target.focus_how, ctx = hit
+        return None, copy_context(ctx)
+    return load_notebook(target.load(), path=target.path, root_dir=root_dir), None
 
-    def work() -> VisionContext:
-        # An unchanged live notebook asked about again (same state, focus inputs and
-        # options) reuses its context: the images and text would come out identical.
-        key = None
-        if target.source == "live":
-            digest = hashlib.sha256(target.notebook).hexdigest()
-            key = (
-                digest,
-                target.path,
-                target.active_cell,
-                target.selection,
-                focus,
-                model,
-                supports_images,
-                excluded,
-            )
-            hit = _CONTEXTS.get(key)
-            if hit is not None:
-                target.focus, target.focus_how, ctx = hit
-                return copy_context(ctx)
-        snapshot = load_notebook(target.load(), path=target.path, root_dir=root_dir)
-        if focus is not None:
-            target.focus, target.focus_how = focus, "attached"
-        else:
-            target.focus, target.focus_how = notebooks.pick_focus(
-                snapshot.cells, active=target.active_cell, selection=target.selection
-            )
-        ctx = build_from_snapshot(
-            snapshot,
-            focus=target.focus,
-            model=model,
-            supports_images=supports_images,
-            cache=cache,
-            exclude_sha256=excluded,
+
+def _build(
+    target: notebooks.Target,
+    snapshot: Any,
+    focus: str | int | None,
+    executed: Mapping[int, str] | None,
+    options: dict[str, Any],
+    key: Any,
+) -> VisionContext:
+    from jupyter_ai_vision.context.builder import build_from_snapshot
+
+    if focus is not None:
+        target.focus, target.focus_how = focus, "attached"
+    else:
+        target.focus, target.focus_how = notebooks.pick_focus(
+            snapshot.cells, active=target.active_cell, selection=target.selection
         )
-        if key is not None:
-            _CONTEXTS.put(key, (target.focus, target.focus_how, ctx))
-        return copy_context(ctx)
+    ctx = build_from_snapshot(snapshot, focus=target.focus, executed_sources=executed, **options)
+    if key is not None:
+        _CONTEXTS.put(key, (target.focus, target.focus_how, ctx))
+    return copy_context(ctx)
 
-    return await asyncio.get_running_loop().run_in_executor(None, work)
+
+def _options_key(options: dict[str, Any]) -> Any:
+    return tuple(sorted((k, v) for k, v in options.items() if k != "cache"))
+
+
+def caption_settings(model: str | None, api_base: str | None = None) -> CaptionSettings | None:
+    """The caption model a host is configured with (None: none)."""
+    if not model:
+        return None
+    from jupyter_ai_vision.llm.captions import CaptionSettings
+
+    return CaptionSettings(model=model, api_base=api_base or None)
+
+
+async def _with_captions(
+    ctx: VisionContext, caption: CaptionSettings, target: notebooks.Target
+) -> VisionContext:
+    """``ctx`` (built for the caption model) as the text-only model gets it."""
+    from jupyter_ai_vision.llm.captions import captioned_context
+
+    ctx, report = await captioned_context(ctx, caption)
+    if report.pending:
+        target.notes.append(
+            f"{report.pending} figure caption{'s' if report.pending != 1 else ''} not ready "
+            "in time: sent as stubs this time"
+        )
+    if report.error:
+        target.notes.append(report.error)
+    return ctx
 
 
 async def add_kernel_references(

@@ -156,6 +156,11 @@ class SeeChatHandler(BaseChatHandler):
                 supports_images=await self._supports_images(),
                 cache=cache,
                 exclude_sha256=self._images_in_history(),
+                settings=settings,
+                caption=see_request.caption_settings(
+                    getattr(self.llm, "caption_model", None),
+                    getattr(self.llm, "caption_api_base", None),
+                ),
             )
         except NotebookError as e:  # invalid / empty notebook: its own one-line reason
             self.reply(str(e).splitlines()[0], message)

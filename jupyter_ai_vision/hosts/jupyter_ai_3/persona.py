@@ -131,6 +131,16 @@ class VisionPersona(BasePersona):
         "supports_vision (true/false: override LiteLLM's vision flag), temperature, ...",
     )
     max_turns = Int(MAX_TURNS, config=True, help="Conversation turns a follow-up carries.")
+    caption_model = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="LiteLLM vision model that describes figures when the chat model takes no images "
+        "(e.g. ollama/llava, openai/gpt-4o-mini); its key comes from LiteLLM's variables.",
+    )
+    caption_api_base = Unicode(
+        None, allow_none=True, config=True, help="api_base of the caption model (e.g. Ollama)."
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -266,6 +276,8 @@ class VisionPersona(BasePersona):
                 cache=cache,
                 exclude_sha256=sent,
                 focus=self._dragged_focus(attached, target, root_dir),
+                settings=settings,
+                caption=see_request.caption_settings(self.caption_model, self.caption_api_base),
             )
         except NotebookError as exc:  # invalid / empty notebook: its own one-line reason
             self.send_message(str(exc).splitlines()[0])
