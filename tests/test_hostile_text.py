@@ -487,3 +487,13 @@ def test_cell_arguments_that_name_no_cell_exit_2_with_one_line(malformed_file, c
     run = run_inspect(malformed_file, "--cell", cell)
     assert_one_line_error(run, expected)
     assert len(run.stderr) < 400
+
+
+@pytest.mark.parametrize("digits", ["²", "9" * 5000, "١٢"])
+def test_digit_strings_int_refuses_are_never_parsed(digits):
+    row = f'<tr data-ai-vision-skipped-rows="{digits}"></tr>'
+    table = html.html_to_text(f"<table><tr><th>a</th></tr>{row}<tr><td>1</td></tr></table>")
+    assert "| 1 |" in table.text
+    nb = notebook([code_cell("c", [])])
+    with pytest.raises(snapshot.NotebookError, match="no cell with id"):
+        build_context(nb, focus=digits)

@@ -133,6 +133,7 @@ def parse_data_uri(uri: str, *, max_chars: int = MAX_DATA_URI_CHARS) -> tuple[st
 _TABLE_TAG = re.compile(r"<(/?)table\b", re.IGNORECASE)
 _TR = re.compile(r"<tr\b", re.IGNORECASE)
 _SKIPPED_ATTR = "data-ai-vision-skipped-rows"
+_ROW_COUNT = re.compile(r"[0-9]{1,9}")  # not str.isdigit: int() refuses "²" and 5,000 digits
 
 
 def _trim_tables(html: str) -> str:
@@ -300,7 +301,7 @@ class _Reducer(HTMLParser):
         elif self.tables and tag == "tr":
             table = self.tables[-1]
             skipped = dict(attrs).get(_SKIPPED_ATTR)
-            if skipped and skipped.isdigit():  # rows cut by _trim_tables
+            if skipped and _ROW_COUNT.fullmatch(skipped):  # rows cut by _trim_tables
                 table.total_rows += int(skipped)
                 return
             table.row, table.row_header = [], True
