@@ -33,8 +33,8 @@ from jupyter_ai_vision.errors import NotebookNotFound, NotebookUnreadable
 from jupyter_ai_vision.server import notebooks
 from jupyter_ai_vision.server.completion.window import SavedNotebookCache
 
-#: Peak RSS of a CLI run that refuses a file: Python and our imports, nothing read.
-REFUSED_RSS_MB = 150
+#: Peak RSS of a CLI run that refuses a file: Python and our imports, nothing read (~25 MB).
+REFUSED_RSS_MB = 100
 
 
 @pytest.fixture
