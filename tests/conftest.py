@@ -52,10 +52,24 @@ pytest_plugins = [
 if HOST == 3 and (Path(__file__).parent / "fixtures" / "jupyter_server_3.py").exists():
     pytest_plugins.append("fixtures.jupyter_server_3")  # a real Jupyter server with Jupyter AI 3.x
 
-#: Fixtures whose use puts a test in a tier. kernel: everything built on the session's executed
-#: notebook; server: the session servers (their tests usually run kernels too).
-KERNEL_FIXTURES = {"_executed_all"}
+#: Fixtures whose use puts a test in a tier: the session servers (and their host), and any
+#: fixture whose code calls one of these (``fixtures.notebooks.execute`` runs a real kernel).
 SERVER_FIXTURES = {"jupyter_server": "jupyter_ai_2", "jupyter_server_3": "jupyter_ai_3"}
+TIER_CALLS = {
+    "kernel": {"execute", "start_new_kernel", "start_new_async_kernel", "start_kernel"},
+    "server": {"start_jupyter_server"},
+}
+
+
+def _fixture_tiers(item: pytest.Item) -> set[str]:
+    """Tiers implied by the fixtures the test uses, directly or through other fixtures."""
+    info = getattr(item, "_fixtureinfo", None)
+    tiers = set()
+    for defs in info.name2fixturedefs.values() if info else ():
+        for fixturedef in defs:
+            names = set(getattr(getattr(fixturedef.func, "__code__", None), "co_names", ()))
+            tiers |= {tier for tier, calls in TIER_CALLS.items() if names & calls}
+    return tiers
 
 
 def _module_host_marker(path: Path) -> str | None:
@@ -108,8 +122,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Adds tier and host markers from fixture use and location; deselects the other host's tests."""
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
-        if names & KERNEL_FIXTURES:
-            item.add_marker(pytest.mark.kernel)
+        for tier in _fixture_tiers(item):
+            item.add_marker(getattr(pytest.mark, tier))
         for fixture, host in SERVER_FIXTURES.items():
             if fixture in names:
                 item.add_marker(pytest.mark.server)
