@@ -392,6 +392,7 @@ def _close(actual: Any, expected: Any, tol: int = 6) -> bool:
     )
 
 
+@pytest.mark.kernel
 def test_every_storable_mode_keeps_its_tones_after_resizing(
     modes_notebook: Any, tmp_path: Path
 ) -> None:

@@ -162,6 +162,7 @@ def _hostile_cell(mime: str, payload: Any) -> nbformat.NotebookNode:
     return cell
 
 
+@pytest.mark.kernel
 def test_hostile_charts_cost_a_summary_and_one_note_each_and_the_server_survives(
     charts_notebook: Any, tmp_path: Path
 ) -> None:
