@@ -10,12 +10,12 @@ renders charts (the builder does that, only for the images it will send).
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from jupyter_ai_vision._text import clean_text, fence, one_line, short, strip_ansi
 from jupyter_ai_vision.context.parts import Kind, Provenance, SkippedItem, TextPart
 from jupyter_ai_vision.context.snapshot import NOTES_KEY
 from jupyter_ai_vision.errors import MarkdownImageError
@@ -43,10 +43,6 @@ MAX_STREAM_CHARS = 2000
 MAX_ERROR_CHARS = 3000
 MAX_HTML_CHARS = 3000
 
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
-# Base64 left in *text* costs ~150x its cost as an image: never let it through.
-_DATA_URI = re.compile(r"data:[\w.+/-]+(?:;[\w=.+-]+)*;base64,[A-Za-z0-9+/=\s]{64,}")
-_LONG_B64 = re.compile(r"[A-Za-z0-9+/]{400,}={0,2}")
 
 SourceKind = Literal["base64", "bytes", "svg", "vega", "plotly", "bokeh"]
 BOKEH_EXEC_MIME = "application/vnd.bokehjs_exec.v0+json"
@@ -90,14 +86,19 @@ def extract(
     root_dir: Path | None = None,
     include_sources: bool = True,
     focus_cell_index: int | None = None,
+    numbers: Sequence[int] | None = None,
 ) -> Extraction:
-    """Walk ``cells`` (snapshot cell dicts) into text slots and image candidates."""
+    """Walk ``cells`` (snapshot cell dicts) into text slots and image candidates.
+
+    ``focus_cell_index`` is a position in ``cells``; ``numbers`` (a window of a bigger
+    notebook) are the cells' indexes in the whole notebook, used for every label."""
     result = Extraction()
-    for index, cell in enumerate(cells):
+    for position, cell in enumerate(cells):
+        index = numbers[position] if numbers is not None else position
         walker = _CellWalker(
             result, index, cell, notebook_dir=notebook_dir, root_dir=root_dir or notebook_dir
         )
-        walker.walk(include_sources=include_sources, focused=index == focus_cell_index)
+        walker.walk(include_sources=include_sources, focused=position == focus_cell_index)
     return result
 
 
@@ -428,69 +429,6 @@ def _raster_kind(mime: str) -> Kind:
     return {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp"}[
         mime
     ]  # type: ignore[return-value]
-
-
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
-
-
-def scrub_base64(text: str) -> str:
-    """Replace inline base64 blobs (data: URIs, long runs) with a short marker."""
-    if len(text) < 64:
-        return text
-    text = _DATA_URI.sub("[inline image data omitted]", text)
-    return _LONG_B64.sub(_b64_marker, text)
-
-
-def _b64_marker(match: re.Match[str]) -> str:
-    run = match.group(0)
-    # Real base64 mixes cases and digits; "xxxx..." or a long identifier is left alone.
-    sample = run[:400]
-    looks_b64 = (
-        any(c.isdigit() for c in sample)
-        and any(c.isupper() for c in sample)
-        and any(c.islower() for c in sample)
-    )
-    return "[base64 data omitted]" if looks_b64 else run
-
-
-def clean_text(text: Any, limit: int, *, keep: Literal["head", "tail", "both"] = "both") -> str:
-    """ANSI stripped, base64 scrubbed, truncated to ``limit`` characters with a marker.
-
-    ``keep="tail"`` keeps the end (streams and tracebacks: the last lines matter most);
-    ``both`` keeps the head and a shorter tail.
-    """
-    text = "".join(text) if isinstance(text, list) else str(text)
-    text = scrub_base64(strip_ansi(text)).rstrip()
-    if len(text) <= limit:
-        return text
-    omitted = len(text) - limit
-    marker = f"\n[… {omitted} characters omitted …]\n"
-    if keep == "head":
-        return text[:limit] + marker
-    if keep == "tail":
-        return marker + text[-limit:]
-    head = limit * 2 // 3
-    return text[:head] + marker + text[-(limit - head) :]
-
-
-def fence(text: str, lang: str) -> str:
-    if not text.strip():
-        return ""
-    ticks = "```"
-    while ticks in text:
-        ticks += "`"
-    return f"{ticks}{lang}\n{text}\n{ticks}"
-
-
-def one_line(text: str, limit: int = 300) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def short(text: str, limit: int = 80) -> str:
-    text = one_line(text, 10_000)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def iter_candidates(slots: list[Slot]) -> Iterator[ImageCandidate]:

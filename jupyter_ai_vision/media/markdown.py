@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote
 
-from jupyter_ai_vision.errors import MissingAttachment, UnsafeLink
+from jupyter_ai_vision._text import quoted
+from jupyter_ai_vision.errors import MissingAttachment, UnsafeLink, UnsafePath
+from jupyter_ai_vision.paths import confine
 
 RefKind = Literal["attachment", "local", "remote", "data"]
 
@@ -146,36 +148,26 @@ def resolve_local_image(target: str, *, notebook_dir: Path, root_dir: Path) -> P
         scheme = raw.split(":", 1)[0].lower()
         if scheme in ("http", "https"):
             raise UnsafeLink(
-                f"remote image {_short(raw)} not fetched (remote links are never loaded); "
+                f"remote image {quoted(raw)} not fetched (remote links are never loaded); "
                 "save the image next to the notebook and link it relatively"
             )
-        raise UnsafeLink(f"image link {_short(raw)} uses the {scheme}: scheme; " + _ALLOWED)
-    path_text = unquote(raw.split("#", 1)[0].split("?", 1)[0])
-    problem = _path_problem(path_text)
-    if problem:
-        raise UnsafeLink(f"image link {_short(raw)} {problem}; {_ALLOWED}")
-    root = root_dir.resolve()
-    joined = notebook_dir / path_text
-    if not _inside(joined.resolve(strict=False), root) or not _inside(
-        Path(_normpath(joined)), root
-    ):
-        raise UnsafeLink(f"image link {_short(raw)} points outside the server root; {_ALLOWED}")
-    real = joined.resolve(strict=False)
-    rel = real.relative_to(root)
-    if any(part.startswith(".") for part in rel.parts):
-        raise UnsafeLink(f"image link {_short(raw)} names a hidden file or directory; {_ALLOWED}")
-    suffix = real.suffix.lower()
-    if suffix not in IMAGE_SUFFIXES:
-        raise UnsafeLink(
-            f"image link {_short(raw)} is not an image file ({suffix or 'no suffix'}); {_ALLOWED}"
+        raise UnsafeLink(f"image link {quoted(raw)} uses the {scheme}: scheme; " + _ALLOWED)
+    try:
+        real = confine(
+            root_dir,
+            raw,
+            base=notebook_dir,
+            url=True,
+            allow_hidden=False,
+            suffixes=IMAGE_SUFFIXES,
+            file_kind="an image file",
+            must_exist=True,
         )
-    if not real.is_file():
-        raise UnsafeLink(
-            f"image link {_short(raw)}: file not found next to the notebook; {_ALLOWED}"
-        )
+    except UnsafePath as exc:
+        raise UnsafeLink(f"image link {exc}; {_ALLOWED}") from None
     if real.stat().st_size > MAX_FILE_BYTES:
         raise UnsafeLink(
-            f"image link {_short(raw)} is larger than {MAX_FILE_BYTES // 1_000_000} MB; "
+            f"image link {quoted(raw)} is larger than {MAX_FILE_BYTES // 1_000_000} MB; "
             "link a smaller image"
         )
     return real
@@ -242,30 +234,6 @@ def _ref(target: str, alt: str, title: str | None) -> ImageRef:
     return ImageRef(target=target, alt=alt, title=(title or "")[1:-1] if title else "", kind=kind)
 
 
-def _path_problem(path: str) -> str | None:
-    if not path:
-        return "is empty"
-    if "\x00" in path:
-        return "contains a NUL byte"
-    if path.startswith(("\\\\", "//")):
-        return "is a UNC/network path"
-    if path.startswith("~"):
-        return "starts with ~ (home directory)"
-    if path.startswith(("/", "\\")) or re.match(r"^[a-zA-Z]:", path):
-        return "is an absolute path"
-    return None
-
-
-def _inside(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
-
-
-def _normpath(path: Path) -> str:
-    import os.path
-
-    return os.path.normpath(os.path.abspath(path))
-
-
 def _b64(payload: object, name: str, limit: int) -> bytes:
     lines = isinstance(payload, list) and all(isinstance(p, str) for p in payload)
     text = "".join(payload) if lines and isinstance(payload, list) else payload
@@ -290,7 +258,3 @@ def _label(label: str) -> str:
 
 def _unescape(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text)
-
-
-def _short(text: str) -> str:
-    return repr(text if len(text) <= 80 else text[:77] + "...")
