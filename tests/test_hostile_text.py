@@ -113,7 +113,6 @@ CASES: dict[str, tuple[Any, Any]] = {
     "html: a tag never closed": (html.html_to_text, lambda n: "<div " + "a" * n),
     "html: images": (html.html_to_text, lambda n: "<img src=x>" * (n // 11)),
     "html: unclosed comments": (html.html_to_text, lambda n: "<!--" * (n // 4)),
-    "html: data URI header": (html.parse_data_uri, lambda n: "data:image/png" + ";a" * (n // 2)),
     "html: bokeh-looking divs": (html.html_to_text, lambda n: "<div " * (n // 5)),
     "html: unclosed declarations": (html.html_to_text, lambda n: "<! " * (n // 3)),
     "html: unclosed processing instructions": (html.html_to_text, lambda n: "<? " * (n // 3)),

@@ -16,7 +16,8 @@ from fixtures.scaling import assert_linear
 from IPython.display import HTML, IFrame
 from PIL import Image
 
-from jupyter_ai_vision.media.html import html_to_text, parse_data_uri
+from jupyter_ai_vision.media.html import html_to_text
+from jupyter_ai_vision.mimes import parse_data_uri
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +102,9 @@ def test_data_images_kept_as_raw_bytes_and_invalid_ones_noted(png: bytes) -> Non
 
 def test_parse_data_uri_limits(png: bytes) -> None:
     uri = f"data:image/png;base64,{base64.b64encode(png).decode()}"
-    assert parse_data_uri(uri) == ("image/png", png)
-    assert parse_data_uri(uri, max_chars=20) is None
-    assert parse_data_uri("https://example.invalid/x.png") is None
+    assert parse_data_uri(uri, 10_000_000) == ("image/png", png)
+    assert parse_data_uri(uri, 20) is None
+    assert parse_data_uri("https://example.invalid/x.png", 10_000_000) is None
 
 
 RECORDER = """

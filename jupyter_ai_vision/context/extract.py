@@ -203,9 +203,10 @@ class _CellWalker:
                 self.local_image(ref.target, ref.alt)
 
     def data_uri_image(self, uri: str, prov: Provenance, alt: str) -> None:
-        from jupyter_ai_vision.media.html import parse_data_uri
+        from jupyter_ai_vision.media.html import MAX_DATA_URI_CHARS
+        from jupyter_ai_vision.mimes import parse_data_uri
 
-        parsed = parse_data_uri(uri)
+        parsed = parse_data_uri(uri, MAX_DATA_URI_CHARS)
         if parsed is None:
             self.skip(prov, "inline data: image is invalid, too large or not png/jpeg/gif/webp/svg")
             return

@@ -9,12 +9,12 @@ and never fetched. Bokeh and widget HTML are recognised and described, not rende
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Literal
+
+from jupyter_ai_vision.mimes import parse_data_uri
 
 HtmlKind = Literal["table", "widget", "bokeh", "plotly", "vega-lite", "html"]
 
@@ -107,27 +107,6 @@ def html_to_text(
     return HtmlText(
         text=text, images=parser.images, kind=kind, notes=notes, remote_images=parser.remote
     )
-
-
-def parse_data_uri(uri: str, *, max_chars: int = MAX_DATA_URI_CHARS) -> tuple[str, bytes] | None:
-    """``(mime, raw bytes)`` for a ``data:image/...`` URI, or None (not an image / invalid / too big)."""
-    match = re.match(r"^\s*data:([\w.+/-]+)((?:;[\w=.+-]+)*?)(;base64)?,", uri, re.IGNORECASE)
-    if not match or len(uri) > max_chars:
-        return None
-    mime = match.group(1).lower()
-    if mime == "image/jpg":
-        mime = "image/jpeg"
-    if mime not in _IMAGE_MIMES:
-        return None
-    payload = uri[match.end() :]
-    if match.group(3):
-        try:
-            return mime, base64.b64decode("".join(payload.split()), validate=True)
-        except (binascii.Error, ValueError):
-            return None
-    from urllib.parse import unquote_to_bytes
-
-    return mime, unquote_to_bytes(payload)
 
 
 _TABLE_TAG = re.compile(r"<(/?)table\b", re.IGNORECASE)
@@ -369,7 +348,7 @@ class _Reducer(HTMLParser):
             if len(self.images) >= MAX_IMAGES:
                 self._inline(f"[image{label}: not kept, more than {MAX_IMAGES} images]")
                 return
-            parsed = parse_data_uri(src)
+            parsed = parse_data_uri(src, MAX_DATA_URI_CHARS)
             if parsed is None:
                 self._inline(f"[image{label}: unsupported or invalid data: URI, not kept]")
                 return

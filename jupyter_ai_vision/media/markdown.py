@@ -8,8 +8,6 @@ files. Remote ``http(s)`` links are reported and never fetched.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,24 +15,17 @@ from typing import Literal
 from urllib.parse import unquote
 
 from jupyter_ai_vision._text import quoted
-from jupyter_ai_vision.errors import MissingAttachment, UnsafeLink, UnsafePath
+from jupyter_ai_vision.errors import ImageRejected, MissingAttachment, UnsafeLink, UnsafePath
+from jupyter_ai_vision.limits import ImagePolicy
+from jupyter_ai_vision.mimes import IMAGE_SUFFIXES, decode_base64
 from jupyter_ai_vision.paths import confine
 
 RefKind = Literal["attachment", "local", "remote", "data"]
 
-#: Image file types a local link may point to.
-IMAGE_SUFFIXES = {
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".gif": "image/gif",
-    ".webp": "image/webp",
-    ".svg": "image/svg+xml",
-}
 #: Largest local image file that is read.
 MAX_FILE_BYTES = 20_000_000
 #: Largest base64 attachment that is decoded.
-MAX_BASE64_CHARS = 30_000_000
+MAX_BASE64_CHARS = ImagePolicy().max_base64_chars  # the same limit as every image
 #: Key of a snapshot cell: attachment name -> why the snapshot found it unusable (set by
 #: ``context/snapshot.py``, which normalises cells; said when a link uses the attachment).
 ATTACHMENT_PROBLEMS = "_vision_attachment_problems"
@@ -235,21 +226,12 @@ def _ref(target: str, alt: str, title: str | None) -> ImageRef:
 
 
 def _b64(payload: object, name: str, limit: int) -> bytes:
-    lines = isinstance(payload, list) and all(isinstance(p, str) for p in payload)
-    text = "".join(payload) if lines and isinstance(payload, list) else payload
-    if not isinstance(text, str):
-        raise MissingAttachment(f"attachment {name!r} is not base64 text; re-attach the image")
-    if len(text) > limit:
-        raise MissingAttachment(
-            f"attachment {name!r} is too large ({len(text) // 1_000_000} MB of base64, "
-            f"limit {limit // 1_000_000} MB); attach a smaller image"
-        )
+    """The attachment's bytes, through the one base64 decoder (its reason, named)."""
     try:
-        return base64.b64decode("".join(text.split()), validate=True)
-    except (binascii.Error, ValueError):
-        raise MissingAttachment(
-            f"attachment {name!r} is not valid base64; re-attach the image"
-        ) from None
+        return decode_base64(payload, limit)
+    except ImageRejected as exc:
+        reason = exc.reason.replace("invalid base64 image data", "not valid base64")
+        raise MissingAttachment(f"attachment {name!r}: {reason}; re-attach the image") from None
 
 
 def _label(label: str) -> str:
