@@ -111,11 +111,14 @@ def prepare_window(window: Window, settings: CompletionSettings) -> dict[str, An
 
 
 def image_policy(settings: CompletionSettings) -> ImagePolicy:
-    """A small image budget for completions (inline completion is latency-bound)."""
+    """A small image budget for completions (inline completion is latency-bound: no chart
+    is drawn in a browser for it, and a sandboxed render gets at most 2 s)."""
     return ImagePolicy(
         max_images=settings.max_images,
         max_image_tokens=settings.image_tokens,
         max_edge=settings.max_edge,
+        max_chart_renders=0,
+        max_render_seconds=2.0,
     )
 
 
