@@ -9,7 +9,7 @@ Measures, in the same run against the same kernel:
   the silent execute_request, the kernel-side ``ai_repr`` (shape, dtypes, head) and the
   conversion into parts. Target: p50 <= 50 ms.
 
-Run: ``/work/venv/bin/python benchmarks/bench_ai_repr.py [--n 50]``
+Run: ``.venv/bin/python benchmarks/bench_ai_repr.py [--n 50]``
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import time
 
 from jupyter_client.manager import AsyncKernelManager
 
-from jupyter_ai_vision.server.kernels import fetch_from_kernel
 from jupyter_ai_vision.server import kernels as kernel_query
+from jupyter_ai_vision.server.kernels import fetch_from_kernel
 
 SETUP = (
     "import numpy as np, pandas as pd\n"

@@ -263,7 +263,7 @@ async def main() -> None:
     await memory(ynb, ids, args.requests, None)
     if args.model_server:
         with tempfile.TemporaryDirectory() as root:
-            Path(root, "bench.ipynb").write_text(json.dumps(nb))
+            await asyncio.to_thread(Path(root, "bench.ipynb").write_text, json.dumps(nb))
             proc, url = model_server_process()
             try:
                 await memory(ynb, ids, args.requests, url, root)
