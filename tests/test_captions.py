@@ -18,8 +18,6 @@ from jupyter_ai_vision.llm import captions
 from jupyter_ai_vision.llm.captions import CaptionSettings, CaptionStore, captioned_context
 from jupyter_ai_vision.testing import images_in
 
-pytestmark = pytest.mark.asyncio
-
 
 def _png(colour: str, size: tuple[int, int] = (40, 30)) -> str:
     buf = io.BytesIO()

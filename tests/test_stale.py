@@ -18,7 +18,8 @@ from jupyter_ai_vision.context import messages
 from jupyter_ai_vision.context.parts import Marker
 from jupyter_ai_vision.server import history
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.kernel]
+pytestmark = pytest.mark.kernel
+in_module_loop = pytest.mark.asyncio(loop_scope="module")  # the module's kernel lives there
 
 PLOT = """
 import matplotlib
@@ -72,6 +73,7 @@ def _markers(ctx) -> list[str]:
     return [p.text for p in ctx.parts if isinstance(p, Marker) and p.text.startswith("[figure")]
 
 
+@in_module_loop
 async def test_a_figure_whose_cell_was_edited_after_it_ran_is_marked_stale(kernel):
     nb = await _notebook(kernel)
     ynb = YNotebook()
@@ -94,6 +96,7 @@ async def test_a_figure_whose_cell_was_edited_after_it_ran_is_marked_stale(kerne
     assert all(messages.STALE not in m for m in _markers(plain)) and plain.stale_figures == 0
 
 
+@in_module_loop
 async def test_the_history_is_asked_once_per_kernel_and_count(kernel):
     history.clear_cache()
     nb = await _notebook(kernel)
@@ -107,6 +110,7 @@ async def test_the_history_is_asked_once_per_kernel_and_count(kernel):
     assert await history.executed_sources(kernel, []) is None
 
 
+@in_module_loop
 async def test_after_a_restart_nothing_is_said_about_staleness():
     km = AsyncKernelManager(kernel_name="python3")
     await km.start_kernel()
