@@ -372,7 +372,12 @@ def _write_frame(stream: IO[bytes], message: dict[str, Any]) -> None:
 
 
 def _group_rss(pgid: int) -> int:
-    """Resident bytes of every process in process group ``pgid`` (Linux /proc)."""
+    """Memory of every process in process group ``pgid`` (Linux /proc), counted once.
+
+    Chromium's processes are forks of one zygote and share most of their pages: summing their
+    RSS counts those pages once per process (three renderers read as ~1.5 GB). The
+    proportional set size (PSS) shares each page out among its users instead; RSS is the
+    fallback where smaps_rollup is not readable."""
     page = os.sysconf("SC_PAGE_SIZE")
     total = 0
     for entry in os.scandir("/proc"):
@@ -386,5 +391,16 @@ def _group_rss(pgid: int) -> int:
         fields = stat.rsplit(b")", 1)[-1].split()
         # after "(comm)": state ppid pgrp ... ; rss is field 24 of stat (index 21 here)
         if len(fields) > 21 and int(fields[2]) == pgid:
-            total += int(fields[21]) * page
+            total += _pss(entry.name) or int(fields[21]) * page
     return total
+
+
+def _pss(pid: str) -> int | None:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
