@@ -261,9 +261,13 @@ def test_many_hanging_charts_share_one_render_deadline(tmp_path: Path) -> None:
             "chart not rendered: the time for this request's renders ran out",
             "chart not rendered: every chart renderer was busy until the time for this "
             "request's renders ran out",
+            # tickCount: 1e6 also grows V8's heap: on a slow machine the memory cap may end
+            # a render before the shared deadline does (the worker is replaced either way)
+            "chart not rendered: it made the renderer run out of memory or crash",
         )
         for n in notes
     ), notes
+    assert sum("time for this request" in n for n in notes) >= 2  # the shared deadline ended them
 
 
 def test_huge_sequence_stop_is_a_one_line_refusal_not_an_overflow() -> None:
