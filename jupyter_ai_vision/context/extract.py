@@ -20,20 +20,13 @@ from jupyter_ai_vision.context.parts import Kind, Provenance, SkippedItem, TextP
 from jupyter_ai_vision.context.snapshot import NOTES_KEY
 from jupyter_ai_vision.errors import MarkdownImageError
 from jupyter_ai_vision.limits import loads_json
-
-#: Raster mimes in preference order (a bundle may carry several, e.g. PIL: png + jpeg).
-RASTER_MIMES = ("image/png", "image/jpeg", "image/webp", "image/gif")
-SVG_MIME = "image/svg+xml"
-#: Bundles made only of these carry code for the browser, not content (Bokeh's loader and
-#: exec outputs: the plot itself is the separate HTML output).
-SCRIPT_ONLY_MIMES = frozenset(
-    {
-        "application/javascript",
-        "application/vnd.bokehjs_load.v0+json",
-        "application/vnd.bokehjs_exec.v0+json",
-    }
+from jupyter_ai_vision.mimes import (
+    BOKEH_EXEC_MIME,
+    PLOTLY_MIME,
+    RASTER_MIMES,
+    SCRIPT_ONLY_MIMES,
+    SVG_MIME,
 )
-PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
 # Text limits (characters): enough to understand a cell, bounded so that one noisy output
 # cannot crowd out the rest of the notebook.
@@ -45,7 +38,6 @@ MAX_HTML_CHARS = 3000
 
 
 SourceKind = Literal["base64", "bytes", "svg", "vega", "plotly", "bokeh"]
-BOKEH_EXEC_MIME = "application/vnd.bokehjs_exec.v0+json"
 
 
 @dataclass

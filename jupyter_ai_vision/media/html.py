@@ -28,7 +28,6 @@ MAX_CELL_CHARS = 60
 MAX_IMAGES = 10
 MAX_DATA_URI_CHARS = 15_000_000
 
-_IMAGE_MIMES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/svg+xml")
 _DROP = {"script", "style", "iframe", "object", "embed", "noscript", "template", "head", "svg"}
 _BLOCK = {
     "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "section",
