@@ -250,3 +250,40 @@ async def test_completion_settings_are_fields_never_sent_to_the_chat_api(model_s
 
     with pytest.raises(ModelParameterError, match="completion_context_cells must be a whole"):
         make_provider(model_server, completion_context_cells="many")
+
+
+async def test_a_text_only_completion_model_gets_the_figure_as_a_caption(
+    model_server: Any, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jupyter_ai_vision.llm import captions
+
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(captions, "_store", None)
+
+    def reply(body: dict[str, Any]) -> str:
+        return "A bar chart of temperature by city." if images_in(body) else "head()"
+
+    model_server.set_reply(reply)
+    provider = make_provider(
+        model_server,
+        "openai/gpt-3.5-turbo",  # takes no images
+        caption_model="openai/gpt-4o-mini",
+        caption_api_base=model_server.url,
+    )
+    # The first completion may not wait for a cold caption (1.5 s budget): it keeps the stub
+    # and the caption is stored when it arrives; the next completion has it.
+    await completion.generate(provider, req(root), server_settings=settings(root))
+    assert await model_server.wait_for_async(
+        lambda records: any(images_in(r.body) and r.outcome for r in records), timeout=60
+    )
+    store = captions.default_store()  # then the caption is written to the store
+    for _ in range(600):
+        if len(store):
+            break
+        await asyncio.sleep(0.05)
+    await completion.generate(provider, req(root), server_settings=settings(root))
+    requests = model_server.chat_requests()
+    caption_requests = [r for r in requests if images_in(r)]
+    completions = [r for r in requests if not images_in(r)]
+    assert len(caption_requests) == 1 and len(completions) == 2
+    assert "caption: A bar chart of temperature by city." in text_in(completions[-1])

@@ -211,6 +211,11 @@ async def _context(
     from jupyter_ai_vision.context.builder import build_from_snapshot
     from jupyter_ai_vision.context.snapshot import load_notebook
 
+    wanted = settings.images and settings.max_images > 0
+    # A text-only model with a caption model: the figure is prepared as for the caption
+    # model, then sent as its caption.
+    captioner = settings.caption_model if wanted and not images else None
+
     def build() -> VisionContext:
         snapshot = load_notebook(
             prepare_window(window, settings),
@@ -221,9 +226,20 @@ async def _context(
         return build_from_snapshot(
             snapshot,
             focus=window.focus,
-            model=model,
+            model=captioner or model,
             policy=image_policy(settings),
-            supports_images=images and settings.images and settings.max_images > 0,
+            supports_images=True if captioner else images and wanted,
         )
 
-    return await asyncio.get_running_loop().run_in_executor(None, build)
+    ctx = await asyncio.get_running_loop().run_in_executor(None, build)
+    if captioner:
+        from jupyter_ai_vision.llm.captions import CaptionSettings, captioned_context
+
+        caption = CaptionSettings(
+            model=captioner,
+            api_base=settings.caption_api_base,
+            budget=settings.caption_budget,
+            max_images=settings.max_images,
+        )
+        ctx, _ = await captioned_context(ctx, caption)
+    return ctx

@@ -25,6 +25,9 @@ class CompletionSettings:
     max_prefix_chars: int = 8000  # the frontend already caps at 10 000
     max_suffix_chars: int = 2000
     figure_lookback: int = 30  # cells above the window searched for the most recent figure
+    caption_model: str | None = None  # describes the figure for a text-only completion model
+    caption_api_base: str | None = None
+    caption_budget: float = 1.5  # seconds a completion waits for a caption not yet stored
 
 
 #: Provider attribute (or model parameter) -> CompletionSettings field.
@@ -51,6 +54,10 @@ def settings_for(provider: Any) -> CompletionSettings:
             continue
         if parsed is not None:
             values[name] = parsed
+    for attr in ("caption_model", "caption_api_base"):
+        value = getattr(provider, attr, None)
+        if isinstance(value, str) and value.strip():
+            values[attr] = value.strip()
     return CompletionSettings(**values)
 
 
