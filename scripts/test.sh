@@ -60,9 +60,9 @@ check "ruff format" "$lint_venv/bin/ruff" format --check "${lint_paths[@]}"
 
 if [[ $fast == 1 ]]; then
   venv=$(venv_for "${hosts%% *}")
-  echo "== pytest (fast tier: not kernel, not server, not browser) in $venv"
+  echo "== pytest (fast tier: not kernel, not server, not browser, not slow) in $venv"
   JAV_FAST_TIER=1 check "pytest --fast" "$venv/bin/python" -m pytest -q \
-    -m "not kernel and not server and not browser" ${pytest_args[@]+"${pytest_args[@]}"}
+    -m "not kernel and not server and not browser and not slow" ${pytest_args[@]+"${pytest_args[@]}"}
   echo "== fast tier done in $((SECONDS - start)) s: ${failed[*]:-passed}"
   exit $status
 fi

@@ -99,6 +99,7 @@ async def test_a_caption_model_fault_is_one_line_and_the_figures_keep_their_stub
     assert "not sent: same image as cell 2" in ctx.text  # the one nearest the end is kept
 
 
+@pytest.mark.slow
 async def test_captions_not_ready_in_time_keep_the_stub_and_are_stored_later(
     model_server, tmp_path
 ):

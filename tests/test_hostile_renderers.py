@@ -244,6 +244,7 @@ def _wait_for_new_busy_worker(before: set[int]) -> int:
     raise AssertionError("the hanging render never reached a worker")
 
 
+@pytest.mark.slow
 def test_many_hanging_charts_share_one_render_deadline(tmp_path: Path) -> None:
     nb = new_notebook()
     for k in range(6):

@@ -190,6 +190,7 @@ AUDITED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_notebook_facing_text_is_processed_in_linear_time(name):
     fn, make = CASES[name]

@@ -232,6 +232,7 @@ def test_outputs_of_a_real_kernel(executed_notebook: dict) -> None:
         assert (mime, im.size) == ("image/png", (320, 200))
 
 
+@pytest.mark.slow
 def test_many_unclosed_tables_stay_linear() -> None:
     def unclosed(n: int) -> str:
         return "<table>" * (4 * n) + "</table>" + "<table>" + "<tr><td>1</td></tr>" * (5 * n)

@@ -106,6 +106,7 @@ async def test_async_capability_check_runs_in_a_thread_once(monkeypatch):
     assert threads == []  # cached: no thread hop, no check
 
 
+@pytest.mark.slow
 def test_model_list_regenerator_writes_the_shipped_format():
     out = subprocess.run(
         [sys.executable, "-m", "jupyter_ai_vision.llm.model_list"],
