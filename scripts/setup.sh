@@ -85,4 +85,9 @@ echo "== installing into $VENV: ${spec[*]} ${pins[*]}"
   2> >(grep -v "^WARNING: Location '.*' is ignored" >&2)
 "$VENV/bin/python" -m pip check
 "$VENV/bin/python" -c "import jupyter_ai_vision"
+if [[ $test == 1 ]]; then
+  # matplotlib builds its font cache on first import (tens of seconds on a fresh machine):
+  # build it now, not inside the first kernel a test (or a user's first plot) starts.
+  MPLBACKEND=Agg "$VENV/bin/python" -c "import matplotlib.pyplot"
+fi
 echo "$fingerprint" > "$stamp"

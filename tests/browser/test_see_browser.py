@@ -60,7 +60,8 @@ def test_see_in_the_chat_panel_sees_the_unsaved_plot(lab: Any, model_server: Any
             expect(editor).to_contain_text("ax.plot", timeout=90_000)
             editor.click()
             page.keyboard.press("Shift+Enter")  # run the cell; the notebook is never saved
-            expect(page.locator(".jp-OutputArea-output img").first).to_be_visible(timeout=60_000)
+            # the first kernel of a fresh machine may still be importing matplotlib
+            expect(page.locator(".jp-OutputArea-output img").first).to_be_visible(timeout=180_000)
 
             page.locator('li[data-id="jupyter-ai::chat"]').click()
             chat = page.locator("#jupyter-ai\\:\\:chat")
