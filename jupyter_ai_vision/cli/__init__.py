@@ -146,7 +146,11 @@ def _captioned(
     seen_by_captioner = build_from_snapshot(
         snapshot, focus=focus, model=args.caption_model, supports_images=True
     )
-    settings = CaptionSettings(model=args.caption_model, api_base=args.caption_api_base)
+    # A command line waits for its captions (a chat waits at most a few seconds): inspect
+    # shows what the model gets once they are there.
+    settings = CaptionSettings(
+        model=args.caption_model, api_base=args.caption_api_base, budget=120.0, timeout=120.0
+    )
     ctx, report = asyncio.run(captioned_context(seen_by_captioner, settings))
     notes = []
     if report.pending:
