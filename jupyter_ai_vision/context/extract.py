@@ -313,11 +313,7 @@ class _CellWalker:
     ) -> None:
         from jupyter_ai_vision.media import vega
 
-        if isinstance(spec, str):  # some front-ends store JSON mimes as text
-            try:
-                spec = loads_json(spec)  # bounded depth, like the snapshot's JSON
-            except ValueError:
-                spec = None
+        spec = _json_spec(spec)
         prov = self.prov("vega-lite", j, mime)
         if not isinstance(spec, dict):
             self.skip(prov, f"output {j}: Vega-Lite output is not a JSON spec")
@@ -337,11 +333,7 @@ class _CellWalker:
         """A Vega (not Vega-Lite) spec: summary text, and a render in the chart sandbox."""
         from jupyter_ai_vision.media import vega
 
-        if isinstance(spec, str):
-            try:
-                spec = loads_json(spec)
-            except ValueError:
-                spec = None
+        spec = _json_spec(spec)
         prov = self.prov("vega", j, mime)
         if not isinstance(spec, dict):
             self.skip(prov, f"output {j}: Vega output is not a JSON spec")
@@ -426,3 +418,14 @@ def _raster_kind(mime: str) -> Kind:
 
 def iter_candidates(slots: list[Slot]) -> Iterator[ImageCandidate]:
     return (s for s in slots if isinstance(s, ImageCandidate))
+
+
+def _json_spec(spec: Any) -> Any:
+    """A chart spec some front-ends store as JSON text, parsed with the snapshot's bounded
+    depth (None when it is not JSON); anything else as it is."""
+    if not isinstance(spec, str):
+        return spec
+    try:
+        return loads_json(spec)
+    except ValueError:
+        return None
