@@ -4,6 +4,8 @@
 # Usage: scripts/setup.sh [--test] [--host 2|3] [--latest]
 #   --host 2   Jupyter AI 2.x into .venv (default)
 #   --host 3   jupyter-ai[jupyternaut,rtc] 3.x into .venv-jai3
+#   --host 3-jsd  jupyter-ai[jupyternaut,rtc-jsd] 3.x (jupyter-server-documents instead of
+#              jupyter-collaboration, which it disables) into .venv-jai3-jsd
 #   --test     also the test, charts and dev extras, and Debian's chromium (browser tests)
 #   --latest   the newest releases the ranges allow, ignoring constraints/ (into .venv-latest-*)
 # VENV=path overrides the environment's location; PYTHON=python3.12 the interpreter.
@@ -30,7 +32,9 @@ done
 case "$host" in
   2) default_venv=.venv; spec=(-e ".[jupyter-ai-2__EXTRAS__]") ;;
   3) default_venv=.venv-jai3; spec=(-e ".[jupyter-ai-3__EXTRAS__]" "jupyter-ai[jupyternaut,rtc]") ;;
-  *) echo "setup.sh: --host must be 2 or 3, not '$host'" >&2; exit 2 ;;
+  3-jsd) default_venv=.venv-jai3-jsd
+    spec=(-e ".[jupyter-ai-3__EXTRAS__]" "jupyter-ai[jupyternaut,rtc-jsd]") ;;
+  *) echo "setup.sh: --host must be 2, 3 or 3-jsd, not '$host'" >&2; exit 2 ;;
 esac
 extras=""
 [[ $test == 1 ]] && extras=",test,charts,dev"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command against the newest releases our ranges allow (ignores constraints/): builds or
-# upgrades .venv-latest-2 and .venv-latest-3 and runs the same checks as scripts/test.sh.
+# upgrades .venv-latest-2, -3 and -3-jsd and runs the same checks as scripts/test.sh.
 # A failure here and a pass in scripts/test.sh means a dependency released something that breaks
 # us: fix it, then record the new versions with scripts/refresh-constraints.sh.
 #

@@ -3,12 +3,13 @@
 #
 #   bash scripts/test.sh            full: set up both hosts from constraints/, ruff, mypy, and the
 #                                   whole suite once per host (Jupyter AI 2.x in .venv, 3.x in
-#                                   .venv-jai3; each host's own tests are selected by marker)
+#                                   .venv-jai3; each host's own tests are selected by marker), then
+#                                   the jsd tests in .venv-jai3-jsd (3.x on jupyter-server-documents)
 #   bash scripts/test.sh --fast     inner loop: ruff and the pure and unit tests (no kernel, no
 #                                   server, no browser) in .venv; installs only if .venv is missing
 #   bash scripts/test.sh -- ARGS    extra arguments for pytest (e.g. -- tests/test_cli.py -x)
 #
-# HOSTS="3" (or "2", default "2 3") picks the hosts; LATEST=1 uses the newest releases instead of
+# HOSTS="3" (or "2", "3-jsd", default "2 3 3-jsd") picks the hosts; LATEST=1 uses the newest releases instead of
 # the constraints (that is scripts/test-latest.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,12 +26,13 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 latest="${LATEST:-0}"
-if [[ $fast == 1 ]]; then hosts="${HOSTS:-2}"; else hosts="${HOSTS:-2 3}"; fi
+if [[ $fast == 1 ]]; then hosts="${HOSTS:-2}"; else hosts="${HOSTS:-2 3 3-jsd}"; fi
 
 venv_for() {  # the environment of one host
   if [[ $latest == 1 ]]; then echo ".venv-latest-$1"
   elif [[ $1 == 2 ]]; then echo .venv
-  else echo .venv-jai3; fi
+  elif [[ $1 == 3 ]]; then echo .venv-jai3
+  else echo .venv-jai3-jsd; fi
 }
 
 start=$SECONDS
@@ -69,9 +71,13 @@ fi
 
 for host in $hosts; do
   venv=$(venv_for "$host")
-  # Each host type-checks its own adapters against the API it really has installed.
-  echo "== mypy in $venv (Jupyter AI $host.x)"
-  check "mypy ($host.x)" "$venv/bin/mypy"
+  # Each host type-checks its own adapters against the API it really has installed (3-jsd has
+  # the same Jupyter AI as 3; only its collaboration server differs, which we duck-type).
+  if [[ $host != 3-jsd ]]; then
+    echo "== mypy in $venv (Jupyter AI $host.x)"
+    check "mypy ($host.x)" "$venv/bin/mypy"
+  fi
+  # in the 3-jsd environment conftest.py selects the tests marked jsd, and only those
   echo "== pytest in $venv (Jupyter AI $host.x)"
   check "pytest ($host.x)" "$venv/bin/python" -m pytest ${pytest_args[@]+"${pytest_args[@]}"}
 done

@@ -37,7 +37,18 @@ def _host_major() -> int | None:
         return None
 
 
+def _installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 HOST = _host_major()
+#: jupyter-server-documents replaces jupyter-collaboration (its config disables it): its
+#: environment (.venv-jai3-jsd) runs only the tests marked ``jsd``, and only it runs them.
+JSD = _installed("jupyter-server-documents")
 #: The host marker of the installed Jupyter AI; tests marked with the other one are deselected.
 THIS_HOST = f"jupyter_ai_{HOST}" if HOST in (2, 3) else None
 OTHER_HOSTS = tuple(m for m in HOST_MARKERS if m != THIS_HOST)
@@ -51,10 +62,16 @@ pytest_plugins = [
 ]
 if HOST == 3 and (Path(__file__).parent / "fixtures" / "jupyter_server_3.py").exists():
     pytest_plugins.append("fixtures.jupyter_server_3")  # a real Jupyter server with Jupyter AI 3.x
+if HOST == 3 and JSD:
+    pytest_plugins.append("fixtures.jupyter_server_jsd")  # ... on jupyter-server-documents
 
 #: Fixtures whose use puts a test in a tier: the session servers (and their host), and any
 #: fixture whose code calls one of these (``fixtures.notebooks.execute`` runs a real kernel).
-SERVER_FIXTURES = {"jupyter_server": "jupyter_ai_2", "jupyter_server_3": "jupyter_ai_3"}
+SERVER_FIXTURES = {
+    "jupyter_server": "jupyter_ai_2",
+    "jupyter_server_3": "jupyter_ai_3",
+    "jupyter_server_jsd": "jupyter_ai_3",
+}
 TIER_CALLS = {
     "kernel": {"execute", "start_new_kernel", "start_new_async_kernel", "start_kernel"},
     "server": {"start_jupyter_server"},
@@ -131,9 +148,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         marker = _directory_host_marker(Path(str(item.path)))
         if marker:
             item.add_marker(getattr(pytest.mark, marker))
+        if "jupyter_server_jsd" in names:
+            item.add_marker(pytest.mark.jsd)
     keep, drop = [], []
     for item in items:
-        (drop if any(item.get_closest_marker(m) for m in OTHER_HOSTS) else keep).append(item)
+        other_host = any(item.get_closest_marker(m) for m in OTHER_HOSTS)
+        other_rtc = bool(item.get_closest_marker("jsd")) != JSD
+        (drop if other_host or other_rtc else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -142,6 +163,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_report_header(config: pytest.Config) -> list[str]:
     version = importlib.metadata.version("jupyter-ai") if HOST else "not installed"
     lines = [f"Jupyter AI host: {version}; deselected: tests marked {', '.join(OTHER_HOSTS)}"]
+    lines.append(
+        "jupyter-server-documents installed: only tests marked jsd run"
+        if JSD
+        else "deselected: tests marked jsd (they run in the jupyter-server-documents env)"
+    )
     return lines
 
 

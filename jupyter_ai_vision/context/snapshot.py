@@ -77,7 +77,7 @@ def load_notebook(
         nb_path = Path(notebook).absolute()
         data = read_notebook_json(nb_path, max_bytes)
     elif _is_ynotebook(notebook):
-        data = _read_ynotebook(notebook)
+        data = read_ynotebook(notebook)
     elif isinstance(notebook, Mapping):
         data = notebook
     else:
@@ -229,7 +229,7 @@ def _is_ynotebook(obj: Any) -> bool:
     return type(obj).__name__ == "YNotebook" and hasattr(obj, "ycells") and hasattr(obj, "get")
 
 
-def _read_ynotebook(ynb: Any) -> dict[str, Any]:
+def read_ynotebook(ynb: Any) -> dict[str, Any]:
     """Read a live YNotebook once, consistently, without writing to it.
 
     ``get()`` de-duplicates cell ids by writing new ids into the document, so it is called with

@@ -1,10 +1,11 @@
 """Which notebook and cell a chat user is looking at, and reading it (live or from disk).
 
-The chat message carries no notebook path, so we ask the collaboration layer
-(jupyter-server-ydoc): the global awareness room ``JupyterLab:globalAwareness`` holds, per
-browser client, ``user.username`` and ``current = "notebook:<path>"``; each open notebook has
-a room ``json:notebook:<file_id>`` whose live ``YNotebook`` holds unsaved edits and outputs.
-When the notebook is not open collaboratively we read the file through the contents manager.
+The chat message carries no notebook path, so we ask the collaboration layer (jupyter-
+collaboration or jupyter-server-documents, :mod:`.collaboration`): the global awareness room
+``JupyterLab:globalAwareness`` holds, per browser client, ``user.username`` and
+``current = "notebook:<path>"``; each open notebook has a room ``json:notebook:<file_id>``
+whose live ``YNotebook`` holds unsaved edits and outputs. When the notebook is not open
+collaboratively (or the server has no RTC) we read the file through the contents manager.
 
 Everything here is read-only: the live document is read through a forked copy.
 """
@@ -29,9 +30,13 @@ from jupyter_ai_vision.errors import (
     UnsafePath,
 )
 from jupyter_ai_vision.paths import confine, relative_posix
+from jupyter_ai_vision.server.collaboration import (
+    GLOBAL_AWARENESS,
+    NOTEBOOK_ROOM,
+    OutputPlaceholders,
+    collaboration,
+)
 
-GLOBAL_AWARENESS = "JupyterLab:globalAwareness"
-_NOTEBOOK_ROOM = "json:notebook:"
 # Fields that awareness extensions (e.g. jupyterlab-notebook-awareness) use for the active cell.
 _ACTIVE_CELL_KEYS = ("activeCellId", "active_cell_id", "activeCell", "cellId", "cell_id")
 
@@ -51,6 +56,8 @@ class Target:
     focus: str | int | None = None  # cell id (preferred) or index, see pick_focus()
     focus_how: str = "none"  # "awareness" | "selection" | "last executed" | "none"
     notes: list[str] = field(default_factory=list)
+    #: jupyter-server-documents' outputs service: outputs kept outside the live YDoc
+    placeholders: OutputPlaceholders | None = None
 
     @property
     def name(self) -> str:
@@ -58,18 +65,22 @@ class Target:
 
     def load(self) -> Any:
         """The notebook as the context builder takes it (call it in a worker thread)."""
-        return notebook_from_update(self.notebook) if self.source == "live" else self.notebook
+        if self.source != "live":
+            return self.notebook
+        live = notebook_from_update(self.notebook)
+        if self.placeholders is None:
+            return live
+        from jupyter_ai_vision.context.snapshot import read_ynotebook
+
+        nb = self.placeholders.notebook(read_ynotebook(live))
+        self.notes.extend(self.placeholders.notes)
+        return nb
 
 
 # ----- what the collaboration layer knows ---------------------------------------------------
-def _ydoc_ext(settings: Mapping[str, Any] | None) -> Any:
-    return (settings or {}).get("jupyter_server_ydoc")
-
-
 def _rooms(settings: Mapping[str, Any] | None) -> dict[str, Any]:
-    ext = _ydoc_ext(settings)
-    server = getattr(ext, "ywebsocket_server", None)
-    return dict(getattr(server, "rooms", {}) or {})
+    collab = collaboration(settings)
+    return collab.rooms() if collab is not None else {}
 
 
 def _relative(path: str, root_dir: str | None) -> str:
@@ -83,19 +94,23 @@ def open_notebooks(
     settings: Mapping[str, Any] | None, root_dir: str | None = None
 ) -> dict[str, Any]:
     """Path -> room of every notebook some browser has open right now (rooms with clients)."""
+    collab = collaboration(settings)
+    if collab is None:
+        return {}
     fim = (settings or {}).get("file_id_manager")
     found: dict[str, Any] = {}
-    for room_id, room in _rooms(settings).items():
-        if not room_id.startswith(_NOTEBOOK_ROOM) or not getattr(room, "clients", None):
+    for room_id, room in collab.rooms().items():
+        if not room_id.startswith(NOTEBOOK_ROOM) or not collab.has_clients(room):
             continue
-        path = fim.get_path(room_id[len(_NOTEBOOK_ROOM) :]) if fim is not None else None
+        path = fim.get_path(room_id[len(NOTEBOOK_ROOM) :]) if fim is not None else None
         if path:
             found[_relative(path, root_dir)] = room
     return found
 
 
-def _states_by_recency(room: Any) -> list[dict[str, Any]]:
-    awareness = getattr(room, "awareness", None)
+def _states_by_recency(room: Any, settings: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    collab = collaboration(settings)
+    awareness = collab.awareness(room) if collab is not None and room is not None else None
     if awareness is None:
         return []
     states = dict(awareness.states)
@@ -114,7 +129,7 @@ def _username(state: Mapping[str, Any]) -> str | None:
 def viewed_notebook(settings: Mapping[str, Any] | None, username: str) -> str | None:
     """The notebook ``username`` is looking at (most recently updated browser tab first)."""
     room = _rooms(settings).get(GLOBAL_AWARENESS)
-    for state in _states_by_recency(room):
+    for state in _states_by_recency(room, settings):
         current = state.get("current")
         if (
             _username(state) == username
@@ -125,9 +140,9 @@ def viewed_notebook(settings: Mapping[str, Any] | None, username: str) -> str | 
     return None
 
 
-def active_cell(room: Any, username: str) -> str | int | None:
+def active_cell(room: Any, username: str, settings: Mapping[str, Any] | None) -> str | int | None:
     """The user's active cell in a notebook room, when an awareness extension publishes it."""
-    for state in _states_by_recency(room):
+    for state in _states_by_recency(room, settings):
         if _username(state) != username:
             continue
         for key in _ACTIVE_CELL_KEYS:
@@ -184,17 +199,29 @@ async def read_live(settings: Mapping[str, Any] | None, path: str) -> bytes | No
 async def live_document(settings: Mapping[str, Any] | None, path: str) -> Any | None:
     """The server's shared YNotebook for ``path`` (not a copy: read it without awaiting,
     never write to it), or None when it is not open collaboratively."""
-    ext = _ydoc_ext(settings)
-    if ext is None or not hasattr(ext, "get_document"):
+    collab = collaboration(settings)
+    file_id = _file_id(settings, path)
+    if collab is None or file_id is None:
         return None
+    # Asking for a room that does not exist would create it: only notebooks with a room.
+    room_id = f"{NOTEBOOK_ROOM}{file_id}"
+    if room_id not in collab.rooms():
+        return None
+    return await collab.notebook(room_id, path)
+
+
+def output_placeholders(settings: Mapping[str, Any] | None, path: str) -> OutputPlaceholders | None:
+    """What restores ``path``'s outputs kept outside its live YDoc (JSD's outputs service)."""
+    collab = collaboration(settings)
+    file_id = _file_id(settings, path)
+    return collab.placeholders(file_id) if collab is not None and file_id else None
+
+
+def _file_id(settings: Mapping[str, Any] | None, path: str) -> str | None:
+    """The file id of a path the server already knows (never indexes a new one)."""
     fim = (settings or {}).get("file_id_manager")
-    # get_document() indexes unknown paths; only ask for notebooks that have a room.
     file_id = fim.get_id(path) if fim is not None else None
-    if file_id is None or f"{_NOTEBOOK_ROOM}{file_id}" not in _rooms(settings):
-        return None
-    return await ext.get_document(
-        path=path, content_type="notebook", file_format="json", copy=False
-    )
+    return file_id if isinstance(file_id, str) else None
 
 
 def notebook_from_update(update: bytes) -> Any:
@@ -375,10 +402,11 @@ async def read_target(
     live = await read_live(settings, path)
     if live is not None:
         target = Target(path, live, "live", how)
+        target.placeholders = output_placeholders(settings, path)
     else:
         target = Target(path, await read_disk(settings, path, root_dir), "disk", how)
         target.notes.append(f"{path} is not open in JupyterLab: read the saved file.")
     room = open_notebooks(settings, root_dir).get(path)
-    target.active_cell = active_cell(room, username) if room is not None else None
+    target.active_cell = active_cell(room, username, settings) if room is not None else None
     target.selection = selection
     return target

@@ -5,7 +5,6 @@ MCP endpoint of a real Jupyter AI 3.x server, on an unsaved notebook just run by
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import re
 from collections.abc import AsyncIterator
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from fixtures.jupyter_server_3 import held_open
+from fixtures.jupyter_server_3 import held_open, mcp_session
 
 # One event loop for the module: the live notebook and the MCP session are opened once.
 pytestmark = [
@@ -34,20 +33,6 @@ CELLS = [
     "display(Image(data=buf.getvalue(), format='gif'))",
 ]
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{200,}")
-
-
-@contextlib.asynccontextmanager
-async def mcp_session(url: str) -> AsyncIterator[Any]:
-    """An MCP client session on the server's MCP endpoint, as an agent opens one."""
-    from mcp import ClientSession
-    from mcp.client.streamable_http import streamable_http_client
-
-    async with (
-        streamable_http_client(url) as (read, write, *_),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
-        yield session
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -287,6 +287,13 @@ async def live_ynotebook(server_settings: Mapping[str, Any], path: str) -> Any |
     return ynb if hasattr(ynb, "ycells") else None
 
 
+def _output_placeholders(server_settings: Mapping[str, Any], path: str) -> Any | None:
+    """jupyter-server-documents' outputs service keeps outputs outside the live YDoc."""
+    from jupyter_ai_vision.server import notebooks
+
+    return notebooks.output_placeholders(server_settings, path)
+
+
 def _locate(root: Path, path: str) -> tuple[Path, Path] | None:
     """The notebook's real path and the real root, if ``path`` may be read for completion:
     a notebook inside the root, outside hidden folders (:func:`paths.confine`)."""
@@ -325,6 +332,8 @@ async def read_window(
     ynb = await live_ynotebook(server_settings, relative)
     if ynb is not None:
         window = window_from_ynotebook(ynb, cell_id, settings)
+        if window is not None and (kept := _output_placeholders(server_settings, relative)):
+            window.cells = await loop.run_in_executor(None, kept.cells, window.cells)
     else:
         nb = await loop.run_in_executor(None, cache.get, real)
         if nb is None:
