@@ -36,20 +36,43 @@ def red_share(img: Any) -> float:
     return sum(1 for r, g, b in pixels if r > 200 and g < 80 and b < 80) / len(pixels)
 
 
-@pytest.fixture(scope="module")
-def lab3(model_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    base = tmp_path_factory.mktemp("lab-persona")
+def start_lab(tmp_path_factory: pytest.TempPathFactory, model_server: Any, rtc: str) -> Any:
+    base = tmp_path_factory.mktemp(f"lab-persona-{rtc}")
     news = base / "home" / ".jupyter" / "lab" / "user-settings" / "@jupyterlab"
     (news / "apputils-extension").mkdir(parents=True, exist_ok=True)
     (news / "apputils-extension" / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False})
     )
-    server = start_jupyter_server_3(base, model_server.url, command="lab")
+    return start_jupyter_server_3(base, model_server.url, command="lab", rtc=rtc)
+
+
+@pytest.fixture(scope="module")
+def lab3(model_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    server = start_lab(tmp_path_factory, model_server, "collaboration")
+    yield server
+    stop_jupyter_server(server)
+
+
+@pytest.fixture(scope="module")
+def lab_jsd(model_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    server = start_lab(tmp_path_factory, model_server, "jsd")
     yield server
     stop_jupyter_server(server)
 
 
 def test_vision_in_the_persona_picker_sees_the_unsaved_plot(lab3: Any, model_server: Any) -> None:
+    ask_vision_about_an_unsaved_plot(lab3, model_server)
+
+
+@pytest.mark.jsd
+def test_vision_sees_the_unsaved_plot_on_jupyter_server_documents(
+    lab_jsd: Any, model_server: Any
+) -> None:
+    """The same, with jupyter-server-documents: JupyterLab runs the cell server-side."""
+    ask_vision_about_an_unsaved_plot(lab_jsd, model_server)
+
+
+def ask_vision_about_an_unsaved_plot(lab3: Any, model_server: Any) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     model_server.set_reply("The line is red.")
