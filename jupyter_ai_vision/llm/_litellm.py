@@ -1,4 +1,5 @@
-"""Talking to litellm: the lazy import, the one builder of call keyword arguments, stream closing.
+"""Talking to litellm: the lazy import, its tokenizer warm-up, the one builder of call keyword
+arguments, stream closing.
 
 Every litellm call this package makes (the LangChain chat model, embeddings, the plain
 :func:`~jupyter_ai_vision.llm.stream.stream_chat`) gets its arguments from :func:`call_kwargs`,
@@ -12,6 +13,7 @@ No langchain here: hosts that do not use LangChain import this module too.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import importlib
 import os
@@ -50,6 +52,86 @@ async def import_litellm_async() -> Any:
     if module is not None and hasattr(module, "acompletion"):
         return module
     return await asyncio.to_thread(import_litellm)
+
+
+# ----- tokenizer warm-up ---------------------------------------------------------------------
+# ``await litellm.acompletion(..., stream=True)`` prices the stream before returning it,
+# synchronously, on the caller's thread: utils.wrapper_async -> _update_response_metadata ->
+# ResponseMetadata.set_hidden_params -> Logging.response_cost_calculator ->
+# cost_calculator.completion_cost -> token_counter(model, text="") -> select_tokenizer
+# (cl100k_base, litellm's default encoding) and openai_tokenizer_encoding (o200k_base for
+# gpt-4o-style names; a Hugging Face tokenizer for some other names) -> tiktoken.get_encoding.
+# The first time in a process that loads tiktoken's BPE files: 0.7-1 s on the Jupyter server's
+# event loop (measured with litellm 1.110), to count the tokens of an empty string. litellm
+# also counts through the same tokenizer when a reply carries no usage.
+#
+# So before a chat call litellm loads the tokenizer it will use for that model in a worker
+# thread, once per model name, through its own token_counter (whatever tokenizer it picks for
+# the name is the one loaded). That takes the file reading and parsing (~60 %) off the loop.
+# What remains is tiktoken's Rust constructor (CoreBPE), which holds the GIL for 0.1-0.3 s
+# whichever thread runs it: no thread can hide it, so the warm-up starts as early as the model
+# is known (the persona's prepare(), the vision check before a request's context is built).
+# Turning litellm's token counting off (litellm.disable_token_counter) would avoid it, but it
+# is a module global that every other litellm user of the process shares.
+
+_WARM_LOCK = threading.Lock()
+_WARMED: dict[str, concurrent.futures.Future[None]] = {}
+#: model names remembered (a warm-up per name costs ~0.1 ms once the encodings are loaded)
+_WARMED_MAX = 256
+
+
+def _warm_tokenizer(litellm: Any, model: str, done: concurrent.futures.Future[None]) -> None:
+    try:
+        # The name as called, and without its provider prefix: the cost calculator counts
+        # with the candidate names it prices (the model as called, the response's model).
+        for name in dict.fromkeys((model, model.split("/", 1)[-1])):
+            with contextlib.suppress(Exception):  # litellm will say what is wrong, later
+                litellm.token_counter(model=name, text="warm")
+    finally:
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            done.set_result(None)
+
+
+def warm_tokenizer(litellm: Any, model: str) -> concurrent.futures.Future[None]:
+    """Start loading litellm's tokenizer for ``model`` in a worker thread (once per model name);
+    the future is done when it is loaded (at once when it already was)."""
+    with _WARM_LOCK:
+        done = _WARMED.get(model)
+        if done is not None:
+            return done
+        if len(_WARMED) >= _WARMED_MAX:
+            for name in [n for n, f in _WARMED.items() if f.done()]:
+                del _WARMED[name]
+        done = _WARMED[model] = concurrent.futures.Future()
+    threading.Thread(
+        target=_warm_tokenizer,
+        args=(litellm, model, done),
+        name="jupyter-ai-vision-tokenizer",
+        daemon=True,
+    ).start()
+    return done
+
+
+def start_tokenizer_warmup(model: str) -> None:
+    """:func:`warm_tokenizer` for a chat call about to come, when litellm is imported already
+    (never imports it, never waits): a request's context is built meanwhile."""
+    module = sys.modules.get("litellm")
+    if module is not None and hasattr(module, "acompletion"):
+        warm_tokenizer(module, model)
+
+
+async def litellm_for_chat(model: str, *, stream: bool) -> Any:
+    """litellm, ready for an ``acompletion`` with ``model`` that will not load a tokenizer on
+    the event loop: imported off the loop (:func:`import_litellm_async`) and, for a stream,
+    its tokenizer for ``model`` loaded in a worker thread first (awaited only the first time,
+    and only when not loaded yet: litellm needs it as soon as the stream is returned). A call
+    without ``stream`` only starts the warm-up: a reply with usage is priced without counting."""
+    litellm = await import_litellm_async()
+    done = warm_tokenizer(litellm, model)
+    if stream and not done.done():
+        # shielded: a cancelled request (the stop button) must not cancel the shared warm-up
+        await asyncio.shield(asyncio.wrap_future(done))
+    return litellm
 
 
 def _needs_placeholder_key(model: str) -> bool:

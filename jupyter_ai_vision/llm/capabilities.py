@@ -14,7 +14,7 @@ import asyncio
 import sys
 
 from jupyter_ai_vision._lru import LRU
-from jupyter_ai_vision.llm._litellm import import_litellm
+from jupyter_ai_vision.llm._litellm import import_litellm, start_tokenizer_warmup
 
 #: (model, api_base) -> (answer,). The answer may be None ("unknown"), hence the 1-tuple.
 VISION_CACHE: LRU[tuple[str, str | None], tuple[bool | None]] = LRU(max_items=256)
@@ -86,10 +86,17 @@ def supports_images(
 async def asupports_images(
     model: str, api_base: str | None = None, override: bool | None = None
 ) -> bool | None:
-    """:func:`supports_images` with the full check, run in a worker thread when not cached."""
-    if override is not None:
-        return override
-    cached = VISION_CACHE.get((model, api_base))
-    if cached is not None:  # no thread hop once known
-        return cached[0]
-    return await asyncio.to_thread(supports_images, model, api_base, may_block=True)
+    """:func:`supports_images` with the full check, run in a worker thread when not cached.
+
+    The hosts ask this right before they build a request's context for ``model``: the chat
+    call's tokenizer starts loading now, in a worker thread (``llm/_litellm.py``), so that
+    the call rarely has to wait for it."""
+    try:
+        if override is not None:
+            return override
+        cached = VISION_CACHE.get((model, api_base))
+        if cached is not None:  # no thread hop once known
+            return cached[0]
+        return await asyncio.to_thread(supports_images, model, api_base, may_block=True)
+    finally:
+        start_tokenizer_warmup(model)

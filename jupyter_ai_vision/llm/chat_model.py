@@ -24,7 +24,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, Field, SecretStr
 
 from jupyter_ai_vision.llm._litellm import NO_KEY as NO_KEY
-from jupyter_ai_vision.llm._litellm import chat_kwargs, delta_text
+from jupyter_ai_vision.llm._litellm import chat_kwargs, delta_text, litellm_for_chat
 from jupyter_ai_vision.llm._litellm import field as _field
 from jupyter_ai_vision.llm._litellm import import_litellm as import_litellm
 from jupyter_ai_vision.llm._litellm import import_litellm_async as import_litellm_async
@@ -124,7 +124,7 @@ class LiteLLMChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        litellm = await import_litellm_async()
+        litellm = await litellm_for_chat(self.model, stream=False)
         params = self._request(messages, stop, stream=False, **kwargs)
         response = await awith_retries(
             lambda: litellm.acompletion(**params), self.max_retries, [self._secret()]
@@ -157,7 +157,7 @@ class LiteLLMChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        litellm = await import_litellm_async()
+        litellm = await litellm_for_chat(self.model, stream=True)
         params = self._request(messages, stop, stream=True, **kwargs)
         secrets = [self._secret()]
         stream = await awith_retries(

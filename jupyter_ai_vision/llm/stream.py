@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
-from jupyter_ai_vision.llm._litellm import chat_kwargs, delta_text, import_litellm_async
+from jupyter_ai_vision.llm._litellm import chat_kwargs, delta_text, litellm_for_chat
 from jupyter_ai_vision.llm._retry import RETRY_BACKOFF, aread_stream, awith_retries, model_error
 
 
@@ -52,7 +52,7 @@ async def stream_chat(
         extra=extra,
     )
     try:
-        litellm = await import_litellm_async()
+        litellm = await litellm_for_chat(model, stream=True)
         stream = await awith_retries(lambda: litellm.acompletion(**params), max_retries, secrets)
         async with contextlib.aclosing(aread_stream(stream, secrets)) as raws:
             async for raw in raws:

@@ -165,13 +165,27 @@ class VisionPersona(BasePersona):
 
     async def prepare(self) -> None:
         """Run once, when a user picks Vision in the persona picker (or before its first
-        message): import litellm in a worker thread (seconds) so the answer does not wait."""
-        from jupyter_ai_vision.llm._litellm import import_litellm_async
+        message): import litellm in a worker thread (seconds) so the answer does not wait, then
+        start loading its tokenizer for the model (``llm/_litellm.py``: LiteLLM needs it as
+        soon as the first stream starts)."""
+        from jupyter_ai_vision.llm._litellm import import_litellm_async, start_tokenizer_warmup
 
         try:
             await import_litellm_async()
         except Exception:  # the first request will say what is wrong, in one line
             self.log.debug("Vision: litellm import failed", exc_info=True)
+            return
+        try:
+            choice = model_choice.choose(
+                self._settings(),
+                persona_model=self.model,
+                persona_parameters=self.model_parameters,
+                picked=self._picked,
+                images=self._images,
+            )
+        except Exception:  # no model configured yet: the first request says so
+            return
+        start_tokenizer_warmup(choice.model)
 
     # ----- the server ---------------------------------------------------------------------------
     def _serverapp(self) -> Any:
