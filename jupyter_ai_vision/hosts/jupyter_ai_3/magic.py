@@ -195,14 +195,15 @@ def run(invocation: Invocation, prompt: str, namespace: dict[str, Any]) -> Any:
     """Ask the model; returns what the cell shows (None when the answer was streamed)."""
     from jupyter_ai_vision.context import messages
     from jupyter_ai_vision.llm import error_messages
-    from jupyter_ai_vision.llm.capabilities import check_vision
+    from jupyter_ai_vision.llm.capabilities import supports_images
     from jupyter_ai_vision.llm.chat_model import LiteLLMChatModel
 
     if not prompt.strip():
         raise ModelParameterError(f"the prompt is empty; {USAGE}")
     kwargs, override, stream = _split_params(invocation.params)
     model = invocation.model
-    supports = override if override is not None else check_vision(model, kwargs.get("api_base"))
+    # a kernel may block: the user's override, else the full check (llm/capabilities.py)
+    supports = supports_images(model, kwargs.get("api_base"), override, may_block=True)
     content = build_content(interpolate(prompt, namespace), model=model, supports_images=supports)
     told: list[str] = []
     if supports is False and messages.has_images(content):
