@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fixtures.browser import CHROMIUM, CHROMIUM_ARGS
+from fixtures.browser import CHROMIUM, CHROMIUM_ARGS, run_first_cell
 from fixtures.jupyter_server import stop_jupyter_server
 from fixtures.jupyter_server_3 import start_jupyter_server_3
 from fixtures.model_server import images_in, text_in
@@ -83,12 +83,8 @@ def ask_vision_about_an_unsaved_plot(lab3: Any, model_server: Any) -> None:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(f"{lab3.url}/lab/tree/{path}?token={lab3.token}", timeout=90_000)
-            editor = page.locator(".jp-Notebook .jp-Cell .cm-content").first
-            expect(editor).to_contain_text("ax.plot", timeout=90_000)
-            editor.click()
-            page.keyboard.press("Shift+Enter")  # run the cell; the notebook is never saved
-            expect(page.locator(".jp-OutputArea-output img").first).to_be_visible(timeout=120_000)
+            url = f"{lab3.url}/lab/tree/{path}?token={lab3.token}"
+            run_first_cell(page, url=url, expect_source="ax.plot")
 
             # Open the chat document from the file browser (the notebook stays open).
             page.locator(".jp-DirListing-item", has_text="talk.chat").first.dblclick()

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fixtures.browser import CHROMIUM, CHROMIUM_ARGS
+from fixtures.browser import CHROMIUM, CHROMIUM_ARGS, run_first_cell
 from fixtures.jupyter_server import start_jupyter_server, stop_jupyter_server
 from fixtures.model_server import images_in, text_in
 
@@ -55,13 +55,8 @@ def test_see_in_the_chat_panel_sees_the_unsaved_plot(lab: Any, model_server: Any
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(f"{lab.url}/lab/tree/{path}?token={lab.token}", timeout=90_000)
-            editor = page.locator(".jp-Notebook .jp-Cell .cm-content").first
-            expect(editor).to_contain_text("ax.plot", timeout=90_000)
-            editor.click()
-            page.keyboard.press("Shift+Enter")  # run the cell; the notebook is never saved
-            # the first kernel of a fresh machine may still be importing matplotlib
-            expect(page.locator(".jp-OutputArea-output img").first).to_be_visible(timeout=180_000)
+            url = f"{lab.url}/lab/tree/{path}?token={lab.token}"
+            run_first_cell(page, url=url, expect_source="ax.plot")
 
             page.locator('li[data-id="jupyter-ai::chat"]').click()
             chat = page.locator("#jupyter-ai\\:\\:chat")
