@@ -59,6 +59,12 @@ REFERENCES_HEADER = "# Objects from the user's kernel that the question names wi
 #: the MCP tool ``see_notebook`` says first which state of the notebook the model is looking at
 READ_LIVE = "Read from the live notebook (includes unsaved changes and fresh outputs)."
 READ_SAVED = "Read from the saved file (the notebook is not open in JupyterLab)."
+READ_BROWSER = (
+    "Read from the notebook open in the user's browser (includes unsaved changes and fresh "
+    "outputs; the server has no real-time collaboration)."
+)
+#: by where the notebook was read (``server.notebooks.Target.source``)
+READ_FROM = {"live": READ_LIVE, "browser": READ_BROWSER, "disk": READ_SAVED}
 
 # --- defusing -------------------------------------------------------------------------------
 

@@ -4,8 +4,10 @@ The chat message carries no notebook path, so we ask the collaboration layer (ju
 collaboration or jupyter-server-documents, :mod:`.collaboration`): the global awareness room
 ``JupyterLab:globalAwareness`` holds, per browser client, ``user.username`` and
 ``current = "notebook:<path>"``; each open notebook has a room ``json:notebook:<file_id>``
-whose live ``YNotebook`` holds unsaved edits and outputs. When the notebook is not open
-collaboratively (or the server has no RTC) we read the file through the contents manager.
+whose live ``YNotebook`` holds unsaved edits and outputs. When the server has no RTC at all
+(Jupyter AI 3.2's default install) the browser tab that has the notebook open is asked for
+it (:mod:`.frontend_notebook`, through jupyterlab-commands-toolkit). Otherwise, or when no
+tab has it open, we read the file through the contents manager.
 
 Everything here is read-only: the live document is read through a forked copy.
 """
@@ -48,9 +50,10 @@ class Target:
     path: str  # server-relative, POSIX
     #: live: the shared document's state as a Yjs update (bytes, rebuilt off the event loop
     #: with :func:`notebook_from_update`); disk: the nbformat dict read from the file.
+    #: browser: the nbformat dict a JupyterLab tab sent (no RTC on the server).
     notebook: Any
-    source: Literal["live", "disk"]
-    how: str  # "explicit" | "awareness" | "only open" | "selection"
+    source: Literal["live", "browser", "disk"]
+    how: str  # "explicit" | "awareness" | "browser" | "only open" | "selection"
     active_cell: str | int | None = None  # from awareness, when an extension publishes it
     selection: str | None = None
     focus: str | int | None = None  # cell id (preferred) or index, see pick_focus()
@@ -224,6 +227,18 @@ def _file_id(settings: Mapping[str, Any] | None, path: str) -> str | None:
     return file_id if isinstance(file_id, str) else None
 
 
+async def read_browser(
+    settings: Mapping[str, Any] | None, path: str, client_id: str | None = None
+) -> dict[str, Any] | None:
+    """The notebook from a JupyterLab tab that has it open, only when the server has no RTC
+    (with RTC the live YNotebook is the truth), else None."""
+    if settings is None or collaboration(settings) is not None:
+        return None
+    from jupyter_ai_vision.server.frontend_notebook import read_from_frontend
+
+    return await read_from_frontend(settings, path, client_id=client_id)
+
+
 def notebook_from_update(update: bytes) -> Any:
     """A private YNotebook rebuilt from :func:`read_live`'s update (any thread)."""
     from jupyter_ydoc import YNotebook
@@ -328,20 +343,25 @@ async def resolve(
     root_dir: str,
     explicit_path: str | None = None,
     selection: str | None = None,
+    client_id: str | None = None,
 ) -> Target:
     """Find and read the notebook (and focus cell) a /see question is about.
 
-    Order: a path named in the command; the notebook the user is viewing (awareness); the
-    only open notebook; the open notebook whose cell matches the selection. Raises a
-    :class:`LiveError` subclass with a one-line message otherwise.
+    Order: a path named in the command; the notebook the user is viewing (awareness, or
+    without RTC the notebook the browser tab ``client_id`` shows); the only open notebook;
+    the open notebook whose cell matches the selection. Raises a :class:`LiveError` subclass
+    with a one-line message otherwise.
     """
     opened = open_notebooks(settings, root_dir)
     path: str | None = None
     how = ""
+    active: str | None = None
     if explicit_path:
         path, how = safe_path(explicit_path, root_dir), "explicit"
     elif (viewed := viewed_notebook(settings, username)) is not None:
         path, how = _relative(viewed, root_dir), "awareness"
+    elif (shown := await _shown_in_browser(settings, client_id, root_dir)) is not None:
+        path, how, active = shown.path, "browser", shown.active_cell_id
     elif len(opened) == 1:
         path, how = next(iter(opened)), "only open"
     elif selection and opened:
@@ -358,9 +378,36 @@ async def resolve(
             f"Several notebooks are open ({names}): name one, e.g. "
             f"`/see {sorted(opened)[0]} your question`."
         )
-    return await read_target(
-        settings, path, how=how, username=username, root_dir=root_dir, selection=selection
+    target = await read_target(
+        settings,
+        path,
+        how=how,
+        username=username,
+        root_dir=root_dir,
+        selection=selection,
+        client_id=client_id,
     )
+    if target.active_cell is None and target.source == "browser":
+        target.active_cell = active  # the browser tab's active cell, as awareness gives it
+    return target
+
+
+async def _shown_in_browser(
+    settings: Mapping[str, Any] | None, client_id: str | None, root_dir: str
+) -> Any | None:
+    """The notebook a browser tab shows, when the server has no RTC (else None)."""
+    if collaboration(settings) is not None:
+        return None
+    from jupyter_ai_vision.server.frontend_notebook import viewed_in_frontend
+
+    view = await viewed_in_frontend(settings, client_id=client_id)
+    if view is None:
+        return None
+    try:
+        view.path = safe_path(view.path, root_dir)  # a browser's answer is untrusted too
+    except NotebookNotFound:
+        return None
+    return view
 
 
 async def _match_selection(
@@ -397,12 +444,16 @@ async def read_target(
     username: str,
     root_dir: str,
     selection: str | None = None,
+    client_id: str | None = None,
 ) -> Target:
-    """Read ``path`` (live state, else the file on disk); the focus is picked later."""
+    """Read ``path``: the live state, else (no RTC) the notebook from the browser tab that
+    has it open, else the file on disk; the focus is picked later."""
     live = await read_live(settings, path)
     if live is not None:
         target = Target(path, live, "live", how)
         target.placeholders = output_placeholders(settings, path)
+    elif (browser := await read_browser(settings, path, client_id)) is not None:
+        target = Target(path, browser, "browser", how)
     else:
         target = Target(path, await read_disk(settings, path, root_dir), "disk", how)
         target.notes.append(f"{path} is not open in JupyterLab: read the saved file.")

@@ -239,12 +239,16 @@ async def add_kernel_references(
 
 
 # ----- what the user is told -------------------------------------------------------------------
+#: what the footer says about the notebook's state, by where it was read
+WHERE = {"live": "live", "browser": "live, from your browser", "disk": "saved file"}
+
+
 def footer(
     ctx: VisionContext, target: notebooks.Target, notes: Iterable[str], *, model: str | None
 ) -> str:
     """The line under the answer: which notebook (live or saved), what was seen, what was left
     out and why."""
-    where = f"{target.name}" + (" (saved file)" if target.source == "disk" else " (live)")
+    where = f"{target.name} ({WHERE[target.source]})"
     extra = list(notes)
     if not ctx.images and not ctx.skipped:
         extra.append("no figures in this notebook: answered from its code and text")

@@ -60,7 +60,7 @@ async def list_notebook_visuals(path: str) -> dict[str, Any]:
     except Exception as exc:
         _fail("list_notebook_visuals", exc)
     listing = ctx.to_json()
-    listing["source"] = source
+    listing["source"] = "saved file" if source == "disk" else source  # live | browser
     return listing
 
 
@@ -74,7 +74,8 @@ async def see_notebook(
     get_active_notebook to find the one the user is viewing). ``cell``: optional cell id or
     index to focus on (its figures are sent first, then the nearest preceding ones); default:
     the last executed cell. Reads the live notebook (unsaved changes and fresh outputs) when it
-    is open, else the saved file. Figures beyond the image budget are listed as one-line stubs.
+    is open (on a server without real-time collaboration: from the browser tab that has it
+    open), else the saved file. Figures beyond the image budget are listed as one-line stubs.
     """
     try:
         ctx, source = await _bounded(_context(path, cell))
@@ -116,7 +117,8 @@ def _checked(name: str, value: Any, *, allow_int: bool = False) -> Any:
 
 
 async def _context(path: Any, cell: Any) -> tuple[Any, str]:
-    """(VisionContext, "live" | "saved file") for ``path`` focused on ``cell``."""
+    """(VisionContext, where it was read: "live" | "browser" | "disk") for ``path``
+    focused on ``cell``."""
     from jupyter_ai_vision.server import notebooks
 
     path = _checked("path", path)
@@ -127,7 +129,7 @@ async def _context(path: Any, cell: Any) -> tuple[Any, str]:
         settings, safe, how="explicit", username="", root_dir=root_dir
     )
     ctx = await asyncio.get_running_loop().run_in_executor(None, _build, target, cell, root_dir)
-    return ctx, "live" if target.source == "live" else "saved file"
+    return ctx, target.source
 
 
 def _confined(root_dir: str, path: str) -> str:
@@ -184,7 +186,7 @@ def _to_mcp_content(ctx: Any, source: str) -> list[TextContent | ImageContent]:
     as TextContent, each ``image_url`` part as ImageContent (PNG/JPEG)."""
     from jupyter_ai_vision.context import messages
 
-    first = messages.READ_LIVE if source == "live" else messages.READ_SAVED
+    first = messages.READ_FROM[source]
     content: list[TextContent | ImageContent] = [TextContent(type="text", text=first)]
     for part in ctx.to_openai_content():
         if part["type"] == "image_url":

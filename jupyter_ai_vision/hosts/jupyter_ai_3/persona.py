@@ -269,7 +269,11 @@ class VisionPersona(BasePersona):
                 images=self._images,
             )
             target = await notebooks.resolve(
-                settings, username=message.sender, root_dir=root_dir, explicit_path=explicit
+                settings,
+                username=message.sender,
+                root_dir=root_dir,
+                explicit_path=explicit,
+                client_id=_web_client_id(message),
             )
         except VisionError as exc:  # LiveError, ModelParameterError, UnsafePath: one line
             self.send_message(str(exc))
@@ -501,3 +505,11 @@ def _any_images(request: list[dict[str, Any]]) -> bool:
     from jupyter_ai_vision.context import messages
 
     return any(messages.has_images(m.get("content")) for m in request)
+
+
+def _web_client_id(message: Any) -> str | None:
+    """The browser tab that sent ``message`` (jupyterlab-commands-toolkit stamps
+    ``metadata["web_client_id"]``): without RTC, that tab is asked for the notebook."""
+    metadata = getattr(message, "metadata", None)
+    value = metadata.get("web_client_id") if isinstance(metadata, dict) else None
+    return value if isinstance(value, str) and 0 < len(value) <= 200 else None
