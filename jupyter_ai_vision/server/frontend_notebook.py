@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import time
@@ -305,6 +306,19 @@ def _routed_client() -> str | None:
 
 
 # ----- the event channel ---------------------------------------------------------------------
+#: a number per browser event websocket, never reused (``id()`` is, once a socket is gone, and
+#: a new tab must not inherit a closed tab's "did not answer")
+_SOCKET_TOKENS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+_NEXT_TOKEN = itertools.count()
+
+
+def _token(socket: Any) -> int:
+    token = _SOCKET_TOKENS.get(socket)
+    if token is None:
+        token = _SOCKET_TOKENS[socket] = next(_NEXT_TOKEN)
+    return token
+
+
 _CHANNELS: weakref.WeakKeyDictionary[Any, _Channel] = weakref.WeakKeyDictionary()
 
 
@@ -344,7 +358,7 @@ class _Channel:
             queue.put_nowait(data)
 
     def subscribers(self) -> frozenset[int] | None:
-        """Ids of the browsers' event websockets that get our commands (None: unknown)."""
+        """Tokens of the browsers' event websockets that get our commands (None: unknown)."""
         listeners = getattr(self.logger, "_modified_listeners", None)
         if not isinstance(listeners, Mapping):
             return None
@@ -353,7 +367,7 @@ class _Channel:
         except ImportError:
             return None
         return frozenset(
-            id(owner)
+            _token(owner)
             for listener in listeners.get(COMMAND_SCHEMA, ())
             if isinstance(owner := getattr(listener, "__self__", None), SubscribeWebsocket)
         )
