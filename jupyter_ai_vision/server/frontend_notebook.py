@@ -53,6 +53,7 @@ from typing import Any
 
 from jupyter_ai_vision import limits
 from jupyter_ai_vision.errors import NotebookError, NotebookUnreadable
+from jupyter_ai_vision.server.collaboration import collaboration
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +213,6 @@ async def viewed_in_frontend(
 def _rtc_enabled(settings: Mapping[str, Any]) -> bool:
     """Whether the server holds live documents (then they, not a browser, are the truth);
     any trace of an RTC extension counts, even one :func:`collaboration` cannot read."""
-    from jupyter_ai_vision.server.collaboration import collaboration
-
     if collaboration(settings) is not None:
         return True
     return settings.get("jupyter_server_ydoc") is not None or (

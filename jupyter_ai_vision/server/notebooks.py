@@ -38,6 +38,7 @@ from jupyter_ai_vision.server.collaboration import (
     OutputPlaceholders,
     collaboration,
 )
+from jupyter_ai_vision.server.frontend_notebook import read_from_frontend, viewed_in_frontend
 
 # Fields that awareness extensions (e.g. jupyterlab-notebook-awareness) use for the active cell.
 _ACTIVE_CELL_KEYS = ("activeCellId", "active_cell_id", "activeCell", "cellId", "cell_id")
@@ -227,18 +228,6 @@ def _file_id(settings: Mapping[str, Any] | None, path: str) -> str | None:
     return file_id if isinstance(file_id, str) else None
 
 
-async def read_browser(
-    settings: Mapping[str, Any] | None, path: str, client_id: str | None = None
-) -> dict[str, Any] | None:
-    """The notebook from a JupyterLab tab that has it open, only when the server has no RTC
-    (with RTC the live YNotebook is the truth), else None."""
-    if settings is None or collaboration(settings) is not None:
-        return None
-    from jupyter_ai_vision.server.frontend_notebook import read_from_frontend
-
-    return await read_from_frontend(settings, path, client_id=client_id)
-
-
 def notebook_from_update(update: bytes) -> Any:
     """A private YNotebook rebuilt from :func:`read_live`'s update (any thread)."""
     from jupyter_ydoc import YNotebook
@@ -387,19 +376,16 @@ async def resolve(
         selection=selection,
         client_id=client_id,
     )
-    if target.active_cell is None and target.source == "browser":
-        target.active_cell = active  # the browser tab's active cell, as awareness gives it
+    if target.source == "browser":  # no RTC, so no awareness: the tab's own active cell
+        target.active_cell = active
     return target
 
 
 async def _shown_in_browser(
     settings: Mapping[str, Any] | None, client_id: str | None, root_dir: str
 ) -> Any | None:
-    """The notebook a browser tab shows, when the server has no RTC (else None)."""
-    if collaboration(settings) is not None:
-        return None
-    from jupyter_ai_vision.server.frontend_notebook import viewed_in_frontend
-
+    """The notebook a browser tab shows, when the server has no RTC (else None: with RTC,
+    :mod:`.frontend_notebook` never asks a browser)."""
     view = await viewed_in_frontend(settings, client_id=client_id)
     if view is None:
         return None
@@ -452,8 +438,8 @@ async def read_target(
     if live is not None:
         target = Target(path, live, "live", how)
         target.placeholders = output_placeholders(settings, path)
-    elif (browser := await read_browser(settings, path, client_id)) is not None:
-        target = Target(path, browser, "browser", how)
+    elif (browser := await read_from_frontend(settings, path, client_id=client_id)) is not None:
+        target = Target(path, browser, "browser", how)  # only asked when there is no RTC
     else:
         target = Target(path, await read_disk(settings, path, root_dir), "disk", how)
         target.notes.append(f"{path} is not open in JupyterLab: read the saved file.")
