@@ -38,7 +38,6 @@ from jupyter_ai_vision.server.collaboration import (
     OutputPlaceholders,
     collaboration,
 )
-from jupyter_ai_vision.server.frontend_notebook import read_from_frontend, viewed_in_frontend
 
 # Fields that awareness extensions (e.g. jupyterlab-notebook-awareness) use for the active cell.
 _ACTIVE_CELL_KEYS = ("activeCellId", "active_cell_id", "activeCell", "cellId", "cell_id")
@@ -386,6 +385,8 @@ async def _shown_in_browser(
 ) -> Any | None:
     """The notebook a browser tab shows, when the server has no RTC (else None: with RTC,
     :mod:`.frontend_notebook` never asks a browser)."""
+    from jupyter_ai_vision.server.frontend_notebook import viewed_in_frontend
+
     view = await viewed_in_frontend(settings, client_id=client_id)
     if view is None:
         return None
@@ -434,6 +435,9 @@ async def read_target(
 ) -> Target:
     """Read ``path``: the live state, else (no RTC) the notebook from the browser tab that
     has it open, else the file on disk; the focus is picked later."""
+    # imported here: the server imports this module at start-up, most servers have RTC
+    from jupyter_ai_vision.server.frontend_notebook import read_from_frontend
+
     live = await read_live(settings, path)
     if live is not None:
         target = Target(path, live, "live", how)
